@@ -1,0 +1,51 @@
+# Shipway — every target documents itself: `make help`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+USECASE ?= hotel_rates
+export SHIPWAY_USECASE := $(USECASE)
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-unit test-integration test-e2e lint format data features train serve bench chart-lint clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip check
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create or refresh the local virtualenv (.venv) from pyproject.toml + requirements.lock
+
+demo: $(STAMP) ## Run the main job end to end on embedded defaults (USECASE=hotel_rates)
+	$(BIN)/shipway demo --usecase $(USECASE)
+
+test: $(STAMP) ## Run every test (unit, integration, e2e); CI=true turns missing-server skips into failures
+	$(BIN)/pytest tests
+
+test-unit: $(STAMP) ## Run the fast unit tests only
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP) ## Run ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shipway pipelines services monitoring feature_repo
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+data: $(STAMP) ## Reproduce the DVC data stages (ingest -> validate -> features)
+	$(BIN)/dvc repro
+
+features: $(STAMP) ## Apply the Feast definitions and materialize the online store
+	$(BIN)/shipway features apply
+	$(BIN)/shipway features materialize --usecase $(USECASE)
+
+clean: ## Remove local runtime state (.shipway/), keeping the virtualenv and DVC cache
+	rm -rf .shipway

@@ -1,0 +1,104 @@
+"""``shipway data``: the DVC stages (ingest, validate, features) and the data version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Annotated
+
+import typer
+import yaml
+
+from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly, venv_bin
+
+data_app = typer.Typer(
+    help="Data stages (run by `dvc repro`): ingest -> validate -> features.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+
+def _params(root: object) -> dict:
+    from pathlib import Path
+
+    p = Path(str(root)) / "params.yaml"
+    return (yaml.safe_load(p.read_text()) or {}) if p.is_file() else {}
+
+
+@data_app.command("ingest")
+@friendly
+def ingest_cmd(usecase: UsecaseOpt = None) -> None:
+    """Copy the declared columns of the source into data/<usecase>/raw.parquet."""
+    from shipway.data.ingest import ingest
+
+    settings, spec = context(usecase)
+    out = settings.usecase_data(spec.name) / "raw.parquet"
+    raw = ingest(spec, settings.root, out)
+    max_rows = int(_params(settings.root).get("ingest", {}).get("max_rows", 0) or 0)
+    if max_rows and len(raw) > max_rows:
+        from shipway.io import write_parquet
+
+        write_parquet(raw.head(max_rows), out)
+        raw = raw.head(max_rows)
+    console.print(f"[green]ingested[/] {len(raw):,} rows x {raw.shape[1]} columns -> {out}")
+
+
+@data_app.command("validate")
+@friendly
+def validate_cmd(usecase: UsecaseOpt = None) -> None:
+    """Data-readiness check; on failure names column, rule and count, keeps the last good data."""
+    from shipway.data.readiness import validate
+
+    settings, spec = context(usecase)
+    d = settings.usecase_data(spec.name)
+    report = validate(spec, d / "raw.parquet", d / "validated.parquet", d / "reports")
+    console.print(
+        f"[green]data ready[/]: {report.rows:,} rows passed {len(report.checks)} checks; "
+        f"report {d / 'reports' / 'readiness.html'}"
+    )
+
+
+@data_app.command("features")
+@friendly
+def features_cmd(usecase: UsecaseOpt = None) -> None:
+    """Build point-in-time-safe entity feature tables and the events table."""
+    from feature_repo.aggregates import build
+
+    settings, spec = context(usecase)
+    d = settings.usecase_data(spec.name)
+    if not (d / "validated.parquet").is_file():
+        raise UserError(f"{d / 'validated.parquet'} not found: run `shipway data validate`")
+    with console.status(f"computing entity aggregates for {spec.name}"):
+        counts = build(spec, d / "validated.parquet", d / "features")
+    for name, n in counts.items():
+        console.print(f"[green]wrote[/] {name}: {n:,} rows")
+
+
+@data_app.command("version")
+@friendly
+def version_cmd(usecase: UsecaseOpt = None) -> None:
+    """Print the data version (DVC md5 of data/<usecase>/features) used for lineage."""
+    from shipway.lineage import data_version
+
+    settings, spec = context(usecase)
+    console.print(data_version(settings.root, settings.data, spec.name))
+
+
+def run_tool(args: list[str], cwd: object) -> None:
+    """Run a child tool from this venv; its failure becomes a clear user error."""
+    env = {**os.environ, "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(args, cwd=str(cwd), env=env)
+    if proc.returncode != 0:
+        raise UserError(f"`{' '.join(args)}` failed with exit code {proc.returncode}")
+
+
+@data_app.command("repro")
+@friendly
+def repro_cmd(
+    push: Annotated[bool, typer.Option(help="Push the outputs to the DVC remote.")] = True,
+) -> None:
+    """Run `dvc repro` (only changed stages rerun), then `dvc push` to the default remote."""
+    settings, _ = context(None)
+    run_tool(["dvc", "repro"], settings.root)
+    if push:
+        run_tool(["dvc", "push", "-q"], settings.root)

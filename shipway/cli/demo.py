@@ -1,0 +1,54 @@
+"""``shipway demo``: the whole loop on embedded defaults, step by step, on real data."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.rule import Rule
+from rich.table import Table
+
+from shipway.cli.app import UsecaseOpt, app, console, context, friendly
+from shipway.cli.data import run_tool
+
+
+def _step(n: int, title: str) -> None:
+    console.print(Rule(f"[bold]step {n}: {title}"))
+
+
+@app.command("demo")
+@friendly
+def demo_cmd(
+    usecase: UsecaseOpt = None,
+    top: Annotated[int, typer.Option(help="How many agents/countries to print.")] = 3,
+) -> None:
+    """Run the main job end to end on embedded defaults and print what happened."""
+    from feature_repo.store import apply, feature_store, materialize, online_entity
+    from shipway.lineage import data_version
+    from shipway.usecases import load_all
+
+    settings, spec = context(usecase)
+    _step(1, "data: ingest -> validate -> features (dvc repro), push to the DVC remote")
+    run_tool(["dvc", "repro"], settings.root)
+    run_tool(["dvc", "push", "-q"], settings.root)
+    version = data_version(settings.root, settings.data, spec.name)
+    console.print(f"data version (DVC md5 of data/{spec.name}/features): [bold]{version}[/]")
+
+    _step(2, "Feast: apply definitions, materialize the online store")
+    store = feature_store(settings)
+    names = apply(store, load_all(settings), settings.data)
+    console.print(f"applied {len(names)} Feast objects; feature service {spec.feature_service_name}")
+    end = materialize(store, spec, settings.data)
+    console.print(f"materialized up to {end:%Y-%m-%d}")
+
+    _step(3, "online features of the busiest entities")
+    events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
+    for ef in spec.entity_features:
+        table = Table(ef.entity, *[a.name for a in ef.aggregates], title=f"stored {ef.entity} features")
+        for key in events[ef.entity].value_counts().head(top).index:
+            values = online_entity(store, spec, ef.entity, str(key))
+            table.add_row(str(key), *["missing" if values[a.name] is None
+                                      else f"{values[a.name]:,.1f}" for a in ef.aggregates])
+        console.print(table)
+    console.print(f"[green]done[/]: {spec.name} features served online, data version {version}")
