@@ -22,9 +22,9 @@ from shipway.spec import Aggregate, EntityFeatures, UseCaseSpec
 CREATED_TS = "created_timestamp"
 
 
-def _daily_matrix(df: pd.DataFrame, key: str, value: str, days: pd.DatetimeIndex) -> dict[
-    str, pd.DataFrame
-]:
+def _daily_matrix(
+    df: pd.DataFrame, key: str, value: str, days: pd.DatetimeIndex
+) -> dict[str, pd.DataFrame]:
     """Per day x entity: count, sum and sum of squares of ``value``."""
     day = df[EVENT_TS].dt.floor("D")
     v = pd.to_numeric(df[value], errors="coerce").astype("float64")
@@ -98,8 +98,13 @@ def events_table(spec: UseCaseSpec, validated: pd.DataFrame) -> pd.DataFrame:
 
     PII columns are deliberately not carried: training never needs them.
     """
-    cols = [*([spec.derive.row_key] if spec.derive.row_key else []), *spec.entity_columns,
-            EVENT_TS, *spec.request_field_names, spec.target.column]
+    cols = [
+        *([spec.derive.row_key] if spec.derive.row_key else []),
+        *spec.entity_columns,
+        EVENT_TS,
+        *spec.request_field_names,
+        spec.target.column,
+    ]
     return validated[list(dict.fromkeys(cols))].reset_index(drop=True)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource
+from feast.labeling.label_view import LabelView
 from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_view
 from feast.types import Bool, Float64, Int64, PrimitiveFeastType, String
 from feast.value_type import ValueType
@@ -44,7 +45,7 @@ def _request_passthrough(inputs: pd.DataFrame) -> pd.DataFrame:
 def build_objects(spec: UseCaseSpec, data_dir: Path) -> list[Any]:
     """Entities, file sources, feature views, the request view and the feature service."""
     objs: list[Any] = []
-    views: list[FeatureView | OnDemandFeatureView] = []
+    views: list[FeatureView | OnDemandFeatureView | LabelView | str] = []
     fdir = features_dir(data_dir, spec)
     tags = {"usecase": spec.name, "owner": spec.owner.email}
     for ent in spec.entities:

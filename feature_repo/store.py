@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 def repo_config(settings: Settings) -> RepoConfig:
     """The Feast config for this environment; local paths are moved under the state dir."""
     settings.export_env()
-    raw: dict[str, Any] = yaml.safe_load(os.path.expandvars(settings.feature_store_yaml.read_text()))
+    raw: dict[str, Any] = yaml.safe_load(
+        os.path.expandvars(settings.feature_store_yaml.read_text())
+    )
     if settings.environment == "local":
         feast_dir = settings.state / "feast"
         feast_dir.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,10 @@ def git_commit(root: Path) -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):

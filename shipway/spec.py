@@ -345,13 +345,9 @@ class UseCaseSpec(_Strict):
                     )
         for attr in self.sensitive_attributes:
             if attr not in {c.name for c in self.request_fields}:
-                raise ValueError(
-                    f"sensitive_attributes: {attr!r} must be a declared request field"
-                )
+                raise ValueError(f"sensitive_attributes: {attr!r} must be a declared request field")
         if self.event_timestamp.column is None and self.derive.snapshot_time is None:
-            raise ValueError(
-                "event_timestamp.column is null, so derive.snapshot_time must be set"
-            )
+            raise ValueError("event_timestamp.column is null, so derive.snapshot_time must be set")
         if self.target.task is Task.binary_classification:
             if self.target.positive_class is None:
                 raise ValueError("target.positive_class is required for binary_classification")

@@ -32,8 +32,13 @@ app = typer.Typer(
 
 UsecaseOpt = Annotated[
     str | None,
-    typer.Option("--usecase", "-u", help="Use case name (folder under usecases/).",
-                 envvar="SHIPWAY_USECASE", show_default="hotel_rates"),
+    typer.Option(
+        "--usecase",
+        "-u",
+        help="Use case name (folder under usecases/).",
+        envvar="SHIPWAY_USECASE",
+        show_default="hotel_rates",
+    ),
 ]
 
 

@@ -38,17 +38,26 @@ def demo_cmd(
     _step(2, "Feast: apply definitions, materialize the online store")
     store = feature_store(settings)
     names = apply(store, load_all(settings), settings.data)
-    console.print(f"applied {len(names)} Feast objects; feature service {spec.feature_service_name}")
+    console.print(
+        f"applied {len(names)} Feast objects; feature service {spec.feature_service_name}"
+    )
     end = materialize(store, spec, settings.data)
     console.print(f"materialized up to {end:%Y-%m-%d}")
 
     _step(3, "online features of the busiest entities")
     events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
     for ef in spec.entity_features:
-        table = Table(ef.entity, *[a.name for a in ef.aggregates], title=f"stored {ef.entity} features")
+        table = Table(
+            ef.entity, *[a.name for a in ef.aggregates], title=f"stored {ef.entity} features"
+        )
         for key in events[ef.entity].value_counts().head(top).index:
             values = online_entity(store, spec, ef.entity, str(key))
-            table.add_row(str(key), *["missing" if values[a.name] is None
-                                      else f"{values[a.name]:,.1f}" for a in ef.aggregates])
+            table.add_row(
+                str(key),
+                *[
+                    "missing" if values[a.name] is None else f"{values[a.name]:,.1f}"
+                    for a in ef.aggregates
+                ],
+            )
         console.print(table)
     console.print(f"[green]done[/]: {spec.name} features served online, data version {version}")

@@ -55,7 +55,8 @@ def parse_entities(pairs: list[str]) -> dict[str, str]:
 def show_cmd(
     usecase: UsecaseOpt = None,
     entity: Annotated[
-        list[str] | None, typer.Option("--entity", "-e", help="key=value, e.g. agent=alexander_drake")
+        list[str] | None,
+        typer.Option("--entity", "-e", help="key=value, e.g. agent=alexander_drake"),
     ] = None,
 ) -> None:
     """Print the online (stored) features of one entity per key."""

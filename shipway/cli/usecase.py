@@ -24,8 +24,14 @@ def list_cmd() -> None:
     table = Table("name", "task", "owner", "risk", "approved", "feature service")
     for name in list_usecases():
         s = load_usecase(name, get_settings())
-        table.add_row(s.name, s.target.task.value, s.owner.email, s.risk_level.value,
-                      "yes" if s.objective.approval.approved else "no", s.feature_service_name)
+        table.add_row(
+            s.name,
+            s.target.task.value,
+            s.owner.email,
+            s.risk_level.value,
+            "yes" if s.objective.approval.approved else "no",
+            s.feature_service_name,
+        )
     console.print(table)
 
 
