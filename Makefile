@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 USECASE ?= hotel_rates
 export SHIPWAY_USECASE := $(USECASE)
 STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-unit test-integration test-e2e lint format data features train serve bench chart-lint clean

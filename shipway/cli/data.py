@@ -97,8 +97,8 @@ def run_tool(args: list[str], cwd: object) -> None:
 def repro_cmd(
     push: Annotated[bool, typer.Option(help="Push the outputs to the DVC remote.")] = True,
 ) -> None:
-    """Run `dvc repro` (only changed stages rerun), then `dvc push` to the default remote."""
+    """Run the data stages with `dvc repro features` (only changed stages rerun), then `dvc push`."""
     settings, _ = context(None)
-    run_tool(["dvc", "repro"], settings.root)
+    run_tool(["dvc", "repro", "features"], settings.root)
     if push:
         run_tool(["dvc", "push", "-q"], settings.root)

@@ -30,7 +30,7 @@ def demo_cmd(
 
     settings, spec = context(usecase)
     _step(1, "data: ingest -> validate -> features (dvc repro), push to the DVC remote")
-    run_tool(["dvc", "repro"], settings.root)
+    run_tool(["dvc", "repro", "features"], settings.root)
     run_tool(["dvc", "push", "-q"], settings.root)
     version = data_version(settings.root, settings.data, spec.name)
     console.print(f"data version (DVC md5 of data/{spec.name}/features): [bold]{version}[/]")
@@ -60,4 +60,32 @@ def demo_cmd(
                 ],
             )
         console.print(table)
-    console.print(f"[green]done[/]: {spec.name} features served online, data version {version}")
+
+    _step(4, "train: the KFP pipeline through kfp.local -> MLflow registry, gated")
+    from pipelines.runner import run_local
+    from shipway.cli.train import print_result
+
+    rev = data_rev_for_demo(settings.root)
+    console.print(
+        f"training on data revision [bold]{rev}[/] (pipeline {spec.feature_service_name})"
+    )
+    result = run_local(settings, spec.name, rev)
+    print_result(result)
+    console.print(
+        f"MLflow: {settings.tracking_uri}  (browse: mlflow ui --backend-store-uri "
+        f"{settings.tracking_uri})"
+    )
+    console.print(
+        f"[green]done[/]: {spec.name} data {version} -> model "
+        f"{result['model']} v{result['version']}"
+    )
+
+
+def data_rev_for_demo(root: object) -> str:
+    """HEAD when the workspace data is the committed version, else the working tree."""
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "dvc.lock"], check=False
+    )
+    return "HEAD" if proc.returncode == 0 else "workspace"

@@ -61,30 +61,30 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_repro_twice_gives_identical_hashes_and_skips_unchanged(clone: Path) -> None:
-    _run(["dvc", "repro"], clone)
+    _run(["dvc", "repro", "features"], clone)
     first = _outs(clone)
     assert any(p.endswith("/features") for p in first)
     version = data_version(clone, clone / "data", "hotel_rates")
     assert version == first["data/hotel_rates/features"] and version.endswith(".dir")
 
-    again = _run(["dvc", "repro"], clone)
+    again = _run(["dvc", "repro", "features"], clone)
     assert "didn't change, skipping" in again and "Running stage" not in again
 
     # from scratch: no outputs, no cache -> every stage reruns, same bytes
     shutil.rmtree(clone / "data" / "hotel_rates")
     shutil.rmtree(clone / ".dvc" / "cache", ignore_errors=True)
-    out = _run(["dvc", "repro", "-f"], clone)
+    out = _run(["dvc", "repro", "-f", "features"], clone)
     assert "Running stage 'features@hotel_rates'" in out
     assert _outs(clone) == first
 
 
 def test_a_spec_change_reruns_the_stages_that_depend_on_it(clone: Path) -> None:
-    _run(["dvc", "repro"], clone)
+    _run(["dvc", "repro", "features"], clone)
     spec = clone / "usecases" / "hotel_rates" / "usecase.yaml"
     text = spec.read_text()
     spec.write_text(text.replace("min_rows_per_group: 100", "min_rows_per_group: 101"))
     try:
-        out = _run(["dvc", "repro"], clone)
+        out = _run(["dvc", "repro", "features"], clone)
         assert "Running stage 'validate@hotel_rates'" in out
         assert "Running stage 'ingest@hotel_rates'" in out  # the spec is an ingest dep too
     finally:
@@ -94,7 +94,7 @@ def test_a_spec_change_reruns_the_stages_that_depend_on_it(clone: Path) -> None:
 def test_cli_validate_failure_keeps_previous_version(clone: Path) -> None:
     import pandas as pd
 
-    _run(["dvc", "repro"], clone)
+    _run(["dvc", "repro", "features"], clone)
     d = clone / "data" / "hotel_rates"
     before = (d / "validated.parquet").read_bytes()
     raw = pd.read_parquet(d / "raw.parquet")

@@ -1,0 +1,1 @@
+"""Monitoring: drift and performance monitor, Prometheus rules, dashboards, retraining."""

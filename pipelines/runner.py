@@ -1,0 +1,116 @@
+"""Run the training pipeline locally (kfp.local) or send it to Kubeflow Pipelines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipelines.training import COMPILED, PIPELINE_NAME, build_pipeline, compile_pipeline
+from shipway.lineage import git_commit
+from shipway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_arguments(
+    settings: Settings, usecase: str, data_rev: str, *, cluster: bool
+) -> dict[str, str]:
+    """Pipeline parameters from configuration (store URIs, repo, commit)."""
+    return {
+        "usecase": usecase,
+        "data_rev": data_rev,
+        # on a cluster the components resolve the repo and stores from their own env
+        "repo": "" if cluster else str(settings.root),
+        "tracking_uri": "" if cluster else settings.tracking_uri,
+        "artifact_root": "" if cluster else settings.artifact_root,
+        "git_commit": git_commit(settings.root),
+    }
+
+
+def run_local(settings: Settings, usecase: str, data_rev: str = "HEAD") -> dict[str, Any]:
+    """Run every component through kfp.local in this virtualenv; return the register result."""
+    from kfp import local
+
+    settings.export_env()
+    root = settings.state / "kfp"
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
+    )
+    pipeline = build_pipeline(settings.image)
+    task = pipeline(**pipeline_arguments(settings, usecase, data_rev, cluster=False))
+    artifact = task.output
+    return dict(json.loads(Path(artifact.path).read_text()))
+
+
+def run_in_process(
+    settings: Settings, usecase: str, data_rev: str = "HEAD", workdir: Path | None = None
+) -> dict[str, Any]:
+    """The same steps called directly (the baseline of the kfp.local benchmark)."""
+    from pipelines.steps import tasks
+
+    settings.export_env()
+    w = workdir or Path(tempfile.mkdtemp(prefix="shipway-inproc-"))
+    args = pipeline_arguments(settings, usecase, data_rev, cluster=False)
+    tasks.fetch_task(args["repo"], data_rev, usecase, w / "data")
+    tasks.training_set_task(w / "data", w / "sets")
+    tasks.train_task(w / "data", w / "sets", w / "model")
+    tasks.evaluate_task(w / "data", w / "sets", w / "model", w / "eval")
+    tasks.gate_task(
+        w / "data", w / "sets", w / "model", w / "eval", args["tracking_uri"], w / "gate"
+    )
+    return tasks.register_task(
+        w / "data",
+        w / "sets",
+        w / "model",
+        w / "eval",
+        w / "gate",
+        args["tracking_uri"],
+        args["artifact_root"],
+        "in-process",
+        args["git_commit"],
+        w / "register",
+    )
+
+
+def package_for(image: str) -> Path:
+    """The committed YAML for the default image, else a fresh compile for ``image``."""
+    from pipelines.training import DEFAULT_IMAGE
+
+    if image == DEFAULT_IMAGE and COMPILED.is_file():
+        return COMPILED
+    out = Path(tempfile.mkdtemp(prefix="shipway-kfp-")) / "training_pipeline.yaml"
+    return compile_pipeline(out, image)
+
+
+def submit(
+    settings: Settings, host: str, usecase: str, data_rev: str = "HEAD", experiment: str = "shipway"
+) -> str:
+    """Start a run of the compiled pipeline on a Kubeflow Pipelines endpoint; return its id."""
+    import kfp
+
+    client = kfp.Client(host=host)
+    package = package_for(settings.image)
+    run = client.create_run_from_pipeline_package(
+        str(package),
+        arguments=pipeline_arguments(settings, usecase, data_rev, cluster=True),
+        experiment_name=experiment,
+        run_name=f"{usecase}-{data_rev}",
+    )
+    return str(run.run_id)
+
+
+def upload(host: str, package: Path, version: str) -> str:
+    """Upload the package as a new version of the pipeline (creating the pipeline first)."""
+    import kfp
+
+    client = kfp.Client(host=host)
+    pid = client.get_pipeline_id(PIPELINE_NAME)
+    if pid is None:
+        p = client.upload_pipeline(str(package), pipeline_name=PIPELINE_NAME)
+        return str(p.pipeline_id)
+    v = client.upload_pipeline_version(str(package), pipeline_version_name=version, pipeline_id=pid)
+    return str(v.pipeline_version_id)

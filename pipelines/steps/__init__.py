@@ -1,0 +1,1 @@
+"""Plain step functions the KFP components delegate to (unit-tested without KFP)."""

@@ -1,0 +1,94 @@
+"""Materialise one data version: the DVC-tracked features plus the spec and params of that
+git revision, pulled from the configured DVC remote, so a cluster run trains on the same
+bytes as a local one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shipway.lineage import dvc_out_md5
+from shipway.spec import UseCaseSpec, load_spec
+
+
+def resolve_rev(repo: str, rev: str) -> str:
+    """Full commit id of ``rev`` in a local repo (remote URLs keep the given rev)."""
+    if Path(repo).is_dir():
+        out = subprocess.run(
+            ["git", "-C", repo, "rev-parse", rev], capture_output=True, text=True, check=False
+        )
+        if out.returncode != 0:
+            raise ValueError(f"unknown git revision {rev!r} in {repo}: {out.stderr.strip()}")
+        return out.stdout.strip()
+    return rev
+
+
+WORKSPACE = "workspace"
+
+
+def _copy_workspace(repo: Path, usecase: str, out_dir: Path) -> str:
+    """Copy the working tree's version (uncommitted runs, the DVC ``train`` stage)."""
+    import shutil
+
+    shutil.copy2(repo / "usecases" / usecase / "usecase.yaml", out_dir / "usecase.yaml")
+    for name in ("params.yaml", "dvc.lock"):
+        shutil.copy2(repo / name, out_dir / name)
+    dst = out_dir / "data" / usecase / "features"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(repo / "data" / usecase / "features", dst)
+    return WORKSPACE
+
+
+def fetch(repo: str, rev: str, usecase: str, out_dir: Path) -> dict[str, Any]:
+    """Write ``data/<usecase>/features/``, the spec, params and ``version.json`` of a rev.
+
+    ``rev`` is a git revision whose DVC outputs are pulled from the configured remote,
+    or ``workspace`` for the working tree as it is. An empty ``repo`` means the project
+    root of the settings (the image's copy on a cluster).
+    """
+    import dvc.api
+    from dvc.repo import Repo
+
+    if not repo:
+        from shipway.settings import get_settings
+
+        repo = str(get_settings().root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rev == WORKSPACE:
+        commit = _copy_workspace(Path(repo), usecase, out_dir)
+        md5 = dvc_out_md5(Path(repo), f"data/{usecase}/features") or "unknown"
+        meta = {"usecase": usecase, "git_rev": commit, "data_version": md5, "repo": repo}
+        (out_dir / "version.json").write_text(json.dumps(meta, indent=2))
+        return meta
+    commit = resolve_rev(repo, rev)
+    for rel, name in (
+        (f"usecases/{usecase}/usecase.yaml", "usecase.yaml"),
+        ("params.yaml", "params.yaml"),
+        ("dvc.lock", "dvc.lock"),
+    ):
+        (out_dir / name).write_text(dvc.api.read(rel, repo=repo, rev=commit))
+    Repo.get(
+        repo,
+        f"data/{usecase}/features",
+        out=str(out_dir / "data" / usecase / "features"),
+        rev=commit,
+    )
+    lock_root = out_dir / "_lock"
+    lock_root.mkdir(exist_ok=True)
+    (lock_root / "dvc.lock").write_text((out_dir / "dvc.lock").read_text())
+    md5 = dvc_out_md5(lock_root, f"data/{usecase}/features") or "unknown"
+    meta = {"usecase": usecase, "git_rev": commit, "data_version": md5, "repo": repo}
+    (out_dir / "version.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def load_fetched(out_dir: Path) -> tuple[UseCaseSpec, dict[str, Any], dict[str, Any]]:
+    """Spec, params and version metadata of a fetched data version."""
+    spec = load_spec(out_dir / "usecase.yaml")
+    params = yaml.safe_load((out_dir / "params.yaml").read_text()) or {}
+    meta = json.loads((out_dir / "version.json").read_text())
+    return spec, params, meta

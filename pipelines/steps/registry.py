@@ -1,0 +1,163 @@
+"""MLflow: tracking (params, metrics per split, plots, dataset input, evidence) and the
+registry (a version per trained model, lineage tags, aliases challenger/champion)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from shipway.evidence import GateRecord
+from shipway.spec import UseCaseSpec
+
+log = logging.getLogger(__name__)
+CHAMPION, CHALLENGER = "champion", "challenger"
+# skops (MLflow's safe format) refuses unknown types; these are the learners we ship
+SKOPS_TRUSTED = [
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMRegressor",
+    "lightgbm.sklearn.LGBMClassifier",
+]
+LINEAGE_TAGS = (
+    "git_commit",
+    "data_version",
+    "data_rev",
+    "feature_service",
+    "kfp_run_id",
+    "spec_hash",
+    "usecase",
+)
+
+
+def connect(tracking_uri: str) -> MlflowClient:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no phoning home
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """The experiment id, created with an explicit artifact location when new."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    loc = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
+    try:
+        return str(client.create_experiment(name, artifact_location=loc))
+    except MlflowException:  # created concurrently
+        exp = client.get_experiment_by_name(name)
+        assert exp is not None
+        return str(exp.experiment_id)
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load(uri: str) -> Any:
+    return mlflow.sklearn.load_model(uri)
+
+
+def champion_model(client: MlflowClient, name: str) -> tuple[Any | None, ModelVersion | None]:
+    mv = alias_version(client, name, CHAMPION)
+    if mv is None:
+        return None, None
+    return load(f"models:/{name}@{CHAMPION}"), mv
+
+
+def log_run(
+    client: MlflowClient,
+    spec: UseCaseSpec,
+    *,
+    artifact_root: str | None,
+    model: Any,
+    onnx_bytes: bytes | None,
+    x_example: pd.DataFrame,
+    train_frame: pd.DataFrame,
+    hyperparameters: dict[str, Any],
+    summary: dict[str, Any],
+    record: GateRecord,
+    plots: list[Path],
+    lineage: dict[str, str],
+    workdir: Path,
+    dataset_source: str,
+) -> tuple[str, ModelVersion]:
+    """Log one training run and register its model; return (run id, version)."""
+    from mlflow.models import infer_signature
+
+    exp_id = experiment(client, spec.name, artifact_root)
+    with mlflow.start_run(
+        experiment_id=exp_id, run_name=f"{spec.name}-{lineage['kfp_run_id']}"
+    ) as run:
+        mlflow.set_tags({**lineage, "gate_passed": str(record.passed).lower()})
+        mlflow.log_params({f"hp.{k}": v for k, v in hyperparameters.items()})
+        mlflow.log_params(
+            {
+                "algorithm": spec.model.algorithm,
+                "task": spec.target.task.value,
+                "features": ",".join(spec.model_feature_names)[:6000],
+            }
+        )
+        for split, vals in summary.items():
+            if split in ("train", "validation", "test"):
+                mlflow.log_metrics({f"{split}_{k}": float(v) for k, v in vals.items()})
+        ds = from_pandas(
+            train_frame,
+            source=dataset_source,
+            name=f"{spec.name}-train@{lineage['data_version']}",
+            targets=spec.target.column,
+        )
+        mlflow.log_input(ds, context="training")
+        for p in plots:
+            mlflow.log_artifact(str(p), artifact_path="plots")
+        ev = workdir / "evidence"
+        ev.mkdir(parents=True, exist_ok=True)
+        (ev / "model_validation.json").write_text(
+            json.dumps(record.to_dict(), indent=2, default=str)
+        )
+        (ev / "model_validation.md").write_text(record.to_markdown())
+        (ev / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+        mlflow.log_artifacts(str(ev), artifact_path="evidence")
+        pred = model.predict(x_example)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            input_example=x_example,
+            signature=infer_signature(x_example, pred),
+            skops_trusted_types=SKOPS_TRUSTED,
+        )
+        if onnx_bytes is not None:
+            onnx_path = workdir / "model.onnx"
+            onnx_path.write_bytes(onnx_bytes)
+            mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
+        run_id = run.info.run_id
+    mv = mlflow.register_model(
+        info.model_uri,
+        spec.registered_model_name,
+        tags={
+            **lineage,
+            "run_id": run_id,
+            "gate_passed": str(record.passed).lower(),
+            "evidence": f"runs:/{run_id}/evidence/model_validation.json",
+            "onnx": f"runs:/{run_id}/onnx/model.onnx",
+        },
+    )
+    return run_id, mv
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, version)
+    log.info("%s@%s -> version %s", name, alias, version)

@@ -1,0 +1,188 @@
+"""The training tasks on directories: what each KFP component does, callable in-process.
+
+Each task reads the directories of the tasks before it and writes its own, so the KFP
+components are one-line wrappers and the same sequence runs in-process for tests and
+for the benchmark baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from pipelines.steps import dataset, gate, learner, metrics, onnx_export, plots, registry
+from pipelines.steps.fetch import fetch, load_fetched
+from shipway.evidence import Criterion, GateRecord
+from shipway.modelframe import model_frame, target_vector
+
+log = logging.getLogger(__name__)
+
+
+def fetch_task(repo: str, rev: str, usecase: str, out: Path) -> dict[str, Any]:
+    return fetch(repo, rev, usecase, out)
+
+
+def training_set_task(fetched: Path, out: Path) -> dict[str, int]:
+    spec, _, _ = load_fetched(fetched)
+    frame = dataset.training_frame(spec, fetched / "data")
+    parts = dataset.split(spec, frame)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in parts.items():
+        part.to_parquet(out / f"{name}.parquet", index=False)
+    counts = {k: len(v) for k, v in parts.items()}
+    (out / "counts.json").write_text(json.dumps(counts))
+    return counts
+
+
+def _xy(spec: Any, sets: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    frame = pd.read_parquet(sets / f"{name}.parquet")
+    return frame, model_frame(spec, frame), target_vector(spec, frame)
+
+
+def train_task(fetched: Path, sets: Path, out: Path) -> dict[str, Any]:
+    spec, params, _ = load_fetched(fetched)
+    hp = learner.hyperparameters(spec, params)
+    _, x, y = _xy(spec, sets, "train")
+    model = learner.fit(spec, hp, x, y)
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, out / "model.joblib")
+    (out / "hyperparameters.json").write_text(json.dumps(hp))
+    return hp
+
+
+def evaluate_task(fetched: Path, sets: Path, model_dir: Path, out: Path) -> dict[str, Any]:
+    """Metrics per split, slices, plots, ONNX export and its parity on the test split."""
+    spec, _, _ = load_fetched(fetched)
+    model = joblib.load(model_dir / "model.joblib")
+    parts = {}
+    for name in dataset.SPLITS:
+        frame, x, y = _xy(spec, sets, name)
+        parts[name] = (frame, y, learner.predict(spec, model, x))
+    summary = metrics.summary(spec, parts)
+    out.mkdir(parents=True, exist_ok=True)
+    plots.diagnostics(spec, parts["test"][1], parts["test"][2], out / "plots")
+    try:
+        onnx_bytes = onnx_export.to_onnx(spec, model)
+        (out / "model.onnx").write_bytes(onnx_bytes)
+        _, x_test, _ = _xy(spec, sets, "test")
+        summary["onnx_max_abs_diff"] = onnx_export.parity(
+            spec, parts["test"][2], onnx_bytes, x_test
+        )
+    except Exception as exc:  # recorded; the gate fails on a missing parity figure
+        log.warning("ONNX export failed: %s", exc)
+        summary["onnx_error"] = f"{type(exc).__name__}: {exc}"
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def gate_task(
+    fetched: Path, sets: Path, model_dir: Path, eval_dir: Path, tracking_uri: str, out: Path
+) -> GateRecord:
+    spec, _, meta = load_fetched(fetched)
+    model = joblib.load(model_dir / "model.joblib")
+    test, x_test, y_test = _xy(spec, sets, "test")
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    client = registry.connect(tracking_uri)
+    champ, champ_mv = registry.champion_model(client, spec.registered_model_name)
+    subject = {
+        "usecase": spec.name,
+        "data_version": meta["data_version"],
+        "git_rev": meta["git_rev"],
+        "champion_version": champ_mv.version if champ_mv else None,
+    }
+    record = gate.evaluate_gate(
+        spec, model, test, x_test, y_test, champ, summary.get("onnx_max_abs_diff"), subject
+    )
+    if "onnx_error" in summary:
+        record.criteria.append(Criterion("onnx_export", False, summary["onnx_error"]))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "record.json").write_text(json.dumps(record.to_dict(), indent=2, default=str))
+    return record
+
+
+def load_record(gate_dir: Path) -> GateRecord:
+    d = json.loads((gate_dir / "record.json").read_text())
+    crit = [Criterion(**c) for c in d["criteria"]]
+    return GateRecord(
+        gate=d["gate"],
+        subject=d["subject"],
+        criteria=crit,
+        facts=d["facts"],
+        created_at=d["created_at"],
+        schema_version=d["schema_version"],
+    )
+
+
+def register_task(
+    fetched: Path,
+    sets: Path,
+    model_dir: Path,
+    eval_dir: Path,
+    gate_dir: Path,
+    tracking_uri: str,
+    artifact_root: str,
+    kfp_run_id: str,
+    git_commit: str,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Log the run, register the version as challenger; champion only if the gate passed."""
+    spec, _, meta = load_fetched(fetched)
+    model = joblib.load(model_dir / "model.joblib")
+    record = load_record(gate_dir)
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    train = pd.read_parquet(sets / "train.parquet")
+    hp = json.loads((model_dir / "hyperparameters.json").read_text())
+    onnx_path = eval_dir / "model.onnx"
+    lineage = {
+        "git_commit": git_commit or meta["git_rev"],
+        "data_version": meta["data_version"],
+        "data_rev": meta["git_rev"],
+        "feature_service": spec.feature_service_name,
+        "kfp_run_id": kfp_run_id,
+        "spec_hash": spec.content_hash(),
+        "usecase": spec.name,
+    }
+    client = registry.connect(tracking_uri)
+    run_id, mv = registry.log_run(
+        client,
+        spec,
+        artifact_root=artifact_root or None,
+        model=model,
+        onnx_bytes=onnx_path.read_bytes() if onnx_path.exists() else None,
+        x_example=model_frame(spec, train.head(5)),
+        train_frame=train,
+        hyperparameters=hp,
+        summary=summary,
+        record=record,
+        plots=sorted((eval_dir / "plots").glob("*.png")),
+        lineage=lineage,
+        workdir=workdir,
+        dataset_source=str((sets / "train.parquet").resolve()),
+    )
+    name = spec.registered_model_name
+    registry.set_alias(client, name, registry.CHALLENGER, mv.version)
+    promoted = False
+    if record.passed:
+        registry.set_alias(client, name, registry.CHAMPION, mv.version)
+        promoted = True
+    result = {
+        "model": name,
+        "version": mv.version,
+        "run_id": run_id,
+        "promoted": promoted,
+        "gate_passed": record.passed,
+        "failures": [c.summary() for c in record.failures],
+        **lineage,
+    }
+    log.info(
+        "registered %s v%s (gate %s)",
+        name,
+        mv.version,
+        "passed -> champion" if promoted else "FAILED, champion unchanged",
+    )
+    return result

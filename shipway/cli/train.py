@@ -1,0 +1,152 @@
+"""``shipway train`` and ``shipway pipeline``: the KFP training pipeline, local or remote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
+
+pipeline_app = typer.Typer(
+    help="Compile, submit or upload the KFP training pipeline.", no_args_is_help=True
+)
+app.add_typer(pipeline_app, name="pipeline")
+
+DataRev = Annotated[
+    str,
+    typer.Option(
+        "--data-rev", help="Git revision of the DVC-tracked data ('workspace' = working tree)."
+    ),
+]
+
+
+def print_result(res: dict[str, Any]) -> None:
+    table = Table("field", "value", title="training result")
+    for k in (
+        "model",
+        "version",
+        "gate_passed",
+        "promoted",
+        "data_version",
+        "data_rev",
+        "git_commit",
+        "feature_service",
+        "kfp_run_id",
+        "spec_hash",
+        "run_id",
+    ):
+        table.add_row(k, str(res.get(k)))
+    console.print(table)
+    if res.get("gate_passed"):
+        console.print(f"[green]gate passed[/]: {res['model']} v{res['version']} is champion")
+    else:
+        console.print(
+            f"[bold red]gate FAILED[/]: {res['model']} v{res['version']} stays "
+            "challenger; champion unchanged. Failed criteria:"
+        )
+        for line in res.get("failures", []):
+            console.print(f"  [red]- {line}[/]")
+
+
+@app.command("train")
+@friendly
+def train_cmd(
+    usecase: UsecaseOpt = None,
+    data_rev: DataRev = "HEAD",
+    in_process: Annotated[
+        bool,
+        typer.Option("--in-process", help="Call the steps directly instead of through kfp.local."),
+    ] = False,
+    require_pass: Annotated[
+        bool, typer.Option(help="Exit with code 3 when the gate fails.")
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="Write the result JSON here.")] = None,
+) -> None:
+    """Run the training pipeline on the embedded default (kfp.local, SQLite MLflow)."""
+    from pipelines.runner import run_in_process, run_local
+
+    settings, spec = context(usecase)
+    runner = run_in_process if in_process else run_local
+    with console.status(
+        f"training {spec.name} on data {data_rev} ({'in-process' if in_process else 'kfp.local'})"
+    ):
+        res = runner(settings, spec.name, data_rev)
+    print_result(res)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    if require_pass and not res.get("gate_passed"):
+        raise typer.Exit(3)
+
+
+@pipeline_app.command("compile")
+@friendly
+def compile_cmd(
+    output: Annotated[
+        Path | None, typer.Option(help="Target file (default: committed YAML).")
+    ] = None,
+    image: Annotated[str | None, typer.Option(help="Component image (default: settings).")] = None,
+) -> None:
+    """Compile the pipeline to the YAML the Kubeflow UI uploads."""
+    from pipelines.training import COMPILED, DEFAULT_IMAGE, compile_pipeline
+
+    path = compile_pipeline(output or COMPILED, image or DEFAULT_IMAGE)
+    console.print(f"[green]compiled[/] {path}")
+
+
+@pipeline_app.command("submit")
+@friendly
+def submit_cmd(
+    host: Annotated[
+        str | None, typer.Option(help="Kubeflow Pipelines API URL.", envvar="SHIPWAY_KFP_HOST")
+    ] = None,
+    usecase: UsecaseOpt = None,
+    data_rev: DataRev = "HEAD",
+) -> None:
+    """Start a run on a Kubeflow Pipelines endpoint (image and stores from configuration)."""
+    from pipelines.runner import submit
+
+    settings, spec = context(usecase)
+    host = host or settings.kfp_host
+    if not host:
+        raise UserError("no Kubeflow host: pass --host or set SHIPWAY_KFP_HOST")
+    try:
+        run_id = submit(settings, host, spec.name, data_rev)
+    except Exception as exc:  # connection refused, auth: say which host failed
+        raise UserError(f"could not submit to {host}: {exc}") from exc
+    console.print(f"[green]submitted[/] run {run_id} to {host}")
+
+
+@pipeline_app.command("upload")
+@friendly
+def upload_cmd(
+    host: Annotated[
+        str | None, typer.Option(help="Kubeflow Pipelines API URL.", envvar="SHIPWAY_KFP_HOST")
+    ] = None,
+    package: Annotated[Path | None, typer.Option(help="Compiled pipeline YAML.")] = None,
+    version: Annotated[str | None, typer.Option(help="Pipeline version name.")] = None,
+    usecase: UsecaseOpt = None,
+) -> None:
+    """Upload the compiled pipeline as a new pipeline version (used by the Helm Job)."""
+    import hashlib
+
+    from pipelines.runner import upload
+    from pipelines.training import COMPILED
+
+    settings, _ = context(usecase)
+    host = host or settings.kfp_host
+    pkg = package or COMPILED
+    if not host:
+        raise UserError("no Kubeflow host: pass --host or set SHIPWAY_KFP_HOST")
+    if not pkg.is_file():
+        raise UserError(f"pipeline package not found: {pkg}")
+    digest = hashlib.sha256(pkg.read_bytes()).hexdigest()[:12]
+    try:
+        vid = upload(host, pkg, version or f"sha256-{digest}")
+    except Exception as exc:
+        raise UserError(f"could not upload to {host}: {exc}") from exc
+    console.print(f"[green]uploaded[/] {pkg} (sha256 {digest}) as {vid}")
