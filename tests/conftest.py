@@ -38,10 +38,35 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("shipway")
 
 
+def tool_env() -> dict[str, str]:
+    """Environment for child tools: this venv first on PATH, no inherited SHIPWAY_*."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPWAY_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 @pytest.fixture(scope="session")
-def settings(session_dir: Path) -> Iterator[Settings]:
-    """Settings pointing state and data at a temp dir, exported for child processes."""
-    s = Settings(root=ROOT, state_dir=session_dir / "state", data_dir=session_dir / "data")
+def repo_data() -> Path:
+    """The repository's own DVC data stages reproduced and pushed to the local remote.
+
+    This is what `make demo` does first; on a clean clone it regenerates exactly the
+    committed dvc.lock hashes, so the training pipeline can fetch revision HEAD.
+    """
+    import subprocess
+
+    for args in (["dvc", "repro", "features"], ["dvc", "push", "-q"]):
+        proc = subprocess.run(args, cwd=ROOT, env=tool_env(), capture_output=True, text=True,
+                              timeout=900)
+        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return ROOT / "data"
+
+
+@pytest.fixture(scope="session")
+def settings(session_dir: Path, repo_data: Path) -> Iterator[Settings]:
+    """Settings on the repo's DVC data with state (stores, registry) in a temp dir."""
+    s = Settings(root=ROOT, state_dir=session_dir / "state", data_dir=repo_data)
     old = {k: os.environ.get(k) for k in ("SHIPWAY_STATE_DIR", "SHIPWAY_DATA_DIR", "SHIPWAY_ROOT")}
     s.export_env()
     yield s
@@ -59,16 +84,8 @@ def hotel(settings: Settings) -> UseCaseSpec:
 
 @pytest.fixture(scope="session")
 def hotel_data(settings: Settings, hotel: UseCaseSpec) -> Path:
-    """The real hotel_rates data run through ingest -> validate -> features."""
-    from feature_repo.aggregates import build
-    from shipway.data.ingest import ingest
-    from shipway.data.readiness import validate
-
-    d = settings.usecase_data(hotel.name)
-    ingest(hotel, settings.root, d / "raw.parquet")
-    validate(hotel, d / "raw.parquet", d / "validated.parquet", d / "reports")
-    build(hotel, d / "validated.parquet", d / "features")
-    return d
+    """The real hotel_rates data after ingest -> validate -> features (DVC)."""
+    return settings.usecase_data(hotel.name)
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +102,16 @@ def feast_store(settings: Settings, hotel: UseCaseSpec, hotel_data: Path):
 @pytest.fixture(scope="session")
 def events(hotel_data: Path) -> pd.DataFrame:
     return pd.read_parquet(hotel_data / "features" / "events.parquet")
+
+
+@pytest.fixture(scope="session")
+def trained(settings: Settings, feast_store) -> dict:  # noqa: ANN001
+    """A champion of hotel_rates in the session registry, trained on data revision HEAD."""
+    from pipelines.runner import run_in_process
+
+    result = run_in_process(settings, "hotel_rates", "HEAD", settings.state / "train-0")
+    assert result["gate_passed"], result["failures"]
+    return result
 
 
 def copy_tree(dst: Path, *names: str) -> None:

@@ -1,0 +1,238 @@
+"""The durable prediction log and ground-truth feedback store.
+
+Every answered prediction is committed here *before* the response leaves the service,
+so an acknowledged prediction survives a kill -9. Embedded default: SQLite in WAL mode
+with ``synchronous=FULL`` (safe across processes and crashes); cluster: PostgreSQL via
+the same SQLAlchemy Core code. Monitoring reads windows of it, lineage reads single
+rows, retention and erasure delete from it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("usecase", sa.String(64), nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("variant", sa.String(16), nullable=False),  # champion | challenger
+    sa.Column("mode", sa.String(16), nullable=False, default="served"),  # served | shadow
+    sa.Column("entity_keys", sa.Text, nullable=False),  # JSON object
+    sa.Column("features", sa.Text, nullable=False),  # JSON object: every model input
+    sa.Column("missing", sa.Text, nullable=False, default="[]"),  # JSON list of features
+    sa.Column("prediction", sa.Float, nullable=False),  # value, or positive-class probability
+    sa.Column("label", sa.String(64), nullable=True),  # class (classification)
+    sa.Column("event_time", sa.DateTime(timezone=True), nullable=True),  # business time
+    sa.Column("latency_ms", sa.Float, nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("usecase", sa.String(64), nullable=False, index=True),
+    sa.Column("actual", sa.Float, nullable=False),
+)
+
+sa.Index("ix_predictions_usecase_ts", predictions.c.usecase, predictions.c.ts)
+
+
+@dataclass
+class PredictionRecord:
+    request_id: str
+    usecase: str
+    model_name: str
+    model_version: str
+    variant: str
+    entity_keys: dict[str, Any]
+    features: dict[str, Any]
+    prediction: float
+    latency_ms: float
+    mode: str = "served"
+    label: str | None = None
+    missing: list[str] = field(default_factory=list)
+    event_time: datetime | None = None
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "ts": self.ts,
+            "usecase": self.usecase,
+            "model_name": self.model_name,
+            "model_version": str(self.model_version),
+            "variant": self.variant,
+            "mode": self.mode,
+            "entity_keys": json.dumps(self.entity_keys, default=str, sort_keys=True),
+            "features": json.dumps(self.features, default=_json_default, sort_keys=True),
+            "missing": json.dumps(self.missing),
+            "prediction": float(self.prediction),
+            "label": self.label,
+            "event_time": self.event_time,
+            "latency_ms": float(self.latency_ms),
+        }
+
+
+def _json_default(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return str(v)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # fsync on commit: acknowledged = on disk
+    cur.execute("PRAGMA busy_timeout=10000")  # several workers share the file
+    cur.close()
+
+
+def url_for(uri: str) -> str:
+    """A path becomes a SQLite URL; SQLAlchemy URLs pass through."""
+    if "://" in uri:
+        return uri.replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"sqlite:///{Path(uri).resolve()}"
+
+
+class PredictionLog:
+    """Append-only prediction log plus feedback, on SQLite or PostgreSQL."""
+
+    def __init__(self, uri: str):
+        self.url = url_for(uri)
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = sa.create_engine(self.url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        """Commit the records (one transaction); returns only once they are durable."""
+        if not records:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(predictions.insert(), [r.row() for r in records])
+
+    def add_feedback(self, usecase: str, request_id: str, actual: float) -> bool:
+        """Record the ground truth of a logged prediction; False if the id is unknown."""
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.select(predictions.c.request_id).where(
+                    predictions.c.request_id == request_id, predictions.c.usecase == usecase
+                )
+            ).first()
+            if found is None:
+                return False
+            conn.execute(feedback.delete().where(feedback.c.request_id == request_id))
+            conn.execute(
+                feedback.insert(),
+                {"request_id": request_id, "ts": datetime.now(UTC), "usecase": usecase,
+                 "actual": float(actual)},
+            )
+        return True
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(predictions).where(predictions.c.request_id == request_id)
+            ).mappings().first()
+        return _decode(dict(row)) if row else None
+
+    def count(self, usecase: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(predictions)
+        if usecase:
+            q = q.where(predictions.c.usecase == usecase)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def window(self, usecase: str, start: datetime | None = None, end: datetime | None = None,
+               *, with_feedback: bool = True, by: str = "ts") -> pd.DataFrame:
+        """Predictions of a use case in [start, end) (by log time or event time), with the
+        features expanded into columns and the feedback joined as ``actual``."""
+        col = predictions.c[by]
+        q = sa.select(predictions, feedback.c.actual).select_from(
+            predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
+        ).where(predictions.c.usecase == usecase)
+        if start is not None:
+            q = q.where(col >= start)
+        if end is not None:
+            q = q.where(col < end)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(q.order_by(col)).mappings()]
+        if not rows:
+            return pd.DataFrame()
+        df = pd.DataFrame([_decode(r) for r in rows])
+        feats = pd.DataFrame(df.pop("features").tolist(), index=df.index)
+        out = pd.concat([df, feats.add_prefix("f.")], axis=1)
+        if not with_feedback:
+            out = out.drop(columns=["actual"])
+        return out
+
+    def delete(self, usecase: str, *, before: datetime | None = None,
+               entity: tuple[str, str] | None = None, dry_run: bool = False) -> dict[str, int]:
+        """Delete predictions (and their feedback) older than ``before`` or of one entity."""
+        with self.engine.begin() as conn:
+            q = sa.select(predictions.c.request_id, predictions.c.entity_keys).where(
+                predictions.c.usecase == usecase)
+            if before is not None:
+                q = q.where(predictions.c.ts < before)
+            ids = [r.request_id for r in conn.execute(q)
+                   if entity is None
+                   or str(json.loads(r.entity_keys).get(entity[0])) == entity[1]]
+            n_fb = 0
+            for chunk in _chunks(ids, 500):
+                n_fb += int(conn.execute(sa.select(sa.func.count()).select_from(feedback).where(
+                    feedback.c.request_id.in_(chunk))).scalar_one())
+                if not dry_run:
+                    conn.execute(feedback.delete().where(feedback.c.request_id.in_(chunk)))
+                    conn.execute(predictions.delete().where(
+                        predictions.c.request_id.in_(chunk)))
+        return {"predictions": len(ids), "feedback": n_fb}
+
+    def delete_feedback_before(self, usecase: str, before: datetime,
+                               dry_run: bool = False) -> int:
+        cond = sa.and_(feedback.c.usecase == usecase, feedback.c.ts < before)
+        with self.engine.begin() as conn:
+            n = int(conn.execute(sa.select(sa.func.count()).select_from(feedback).where(
+                cond)).scalar_one())
+            if not dry_run:
+                conn.execute(feedback.delete().where(cond))
+        return n
+
+    def integrity_ok(self) -> bool:
+        """SQLite's own integrity check (PostgreSQL is always consistent here)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("entity_keys", "features", "missing"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
