@@ -131,6 +131,8 @@ def log_run(
         (ev / "model_validation.md").write_text(record.to_markdown())
         (ev / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
         mlflow.log_artifacts(str(ev), artifact_path="evidence")
+        if (workdir / "reference").is_dir():
+            mlflow.log_artifacts(str(workdir / "reference"), artifact_path="reference")
         pred = model.predict(x_example)
         info = mlflow.sklearn.log_model(
             model,

@@ -118,6 +118,19 @@ def load_record(gate_dir: Path) -> GateRecord:
     )
 
 
+def reference_frame(spec: Any, model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The monitoring reference: validation rows as the model saw them, with the target
+    and the model's prediction, so drift and performance compare like with like."""
+    x = model_frame(spec, frame)
+    ref = x.copy()
+    ref["prediction"] = learner.predict(spec, model, x)
+    ref["actual"] = target_vector(spec, frame)
+    ref["event_timestamp"] = frame["event_timestamp"].to_numpy()
+    for k in spec.entity_columns:
+        ref[k] = frame[k].astype(str).to_numpy()
+    return ref
+
+
 def register_task(
     fetched: Path,
     sets: Path,
@@ -147,6 +160,10 @@ def register_task(
         "spec_hash": spec.content_hash(),
         "usecase": spec.name,
     }
+    reference = reference_frame(spec, model, pd.read_parquet(sets / "validation.parquet"))
+    ref_dir = workdir / "reference"
+    ref_dir.mkdir(parents=True, exist_ok=True)
+    reference.to_parquet(ref_dir / "reference.parquet", index=False)
     client = registry.connect(tracking_uri)
     run_id, mv = registry.log_run(
         client,
