@@ -7,6 +7,7 @@ project side by side. Training and serving both read through the feature service
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,14 @@ def request_view_name(spec: UseCaseSpec) -> str:
 def _request_passthrough(inputs: pd.DataFrame) -> pd.DataFrame:
     """Booking-time fields enter the feature service unchanged (typed by the schema)."""
     return inputs.copy()
+
+
+def _fresh_udf() -> Any:
+    """A new function object per call: Feast's decorator renames the function's module to
+    ``__main__`` (so dill pickles it by value), which would break a second build in the
+    same process (dill then reads the source of ``__main__``)."""
+    f = _request_passthrough
+    return types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__)
 
 
 def build_objects(spec: UseCaseSpec, data_dir: Path) -> list[Any]:
@@ -86,7 +95,7 @@ def build_objects(spec: UseCaseSpec, data_dir: Path) -> list[Any]:
         mode="pandas",
         tags=tags,
         description="Booking-time (request) fields, validated and typed by Feast.",
-    )(_request_passthrough)
+    )(_fresh_udf())
     objs += [request, odfv]
     views.append(odfv)
     objs.append(
