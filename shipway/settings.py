@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +61,57 @@ class Settings(BaseSettings):
         default=None, description="Prediction log: a SQLite path (local) or a PostgreSQL URL."
     )
     service_port: int = Field(default=3000, description="Port of the prediction service.")
+    # ---- prediction service (services/) ----
+    challenger_mode: Literal["off", "split", "shadow"] = Field(
+        default="off",
+        description="Challenger traffic: off; split (a share of entities is answered by the "
+        "challenger); shadow (challenger scored and logged, the champion answers).",
+    )
+    challenger_percent: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=100.0,
+        description="split mode: share of entity keys (hash buckets) routed to the challenger.",
+    )
+    reload_interval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the service polls the registry aliases for a new champion or "
+        "challenger (hot reload without downtime).",
+    )
+    startup_retry_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Retry interval while the registry or the online store is unavailable at "
+        "start (/readyz answers 503 meanwhile instead of the process crashing).",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required on /predict, /predict_batch and /feedback when set; "
+        "unset means no authentication (local default; the chart sets it from a Secret).",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body accepted (larger ones get 413 before being parsed).",
+    )
+    adaptive_batching: bool = Field(
+        default=True,
+        description="Coalesce concurrent requests into one feature read, one model call and "
+        "one log commit (off: every request is scored on its own).",
+    )
+    max_batch_size: int = Field(
+        default=64, gt=1, description="Most rows scored in one coalesced batch."
+    )
+    batch_max_latency_ms: int = Field(
+        default=1000,
+        gt=0,
+        description="BentoML adaptive batching of /predict_batch: the longest a request may "
+        "wait in the batch queue before it is refused as overloaded.",
+    )
+    service_workers: int = Field(
+        default=1, ge=1, description="BentoML worker processes of the prediction service."
+    )
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
@@ -107,6 +158,11 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> str:
         return self.mlflow_artifact_root or (self.state / "mlartifacts").as_uri()
+
+    @property
+    def prediction_log(self) -> str:
+        """The prediction log: the configured URI, else SQLite in the state dir."""
+        return self.prediction_log_uri or str(self.state / "predictions.db")
 
     def usecase_data(self, usecase: str) -> Path:
         return self.data / usecase
