@@ -401,6 +401,11 @@ REJECTIONS = [
         ["/mlflow/auth/defaultPermission"],
         id="bad-permission",
     ),
+    pytest.param(
+        ["prediction.challenger.mode=canary"],
+        ["/prediction/challenger/mode", "value must be one of 'off', 'split', 'shadow'"],
+        id="bad-challenger-mode",
+    ),
 ]
 
 
@@ -498,6 +503,9 @@ def test_prediction_probes_are_distinct(rendered) -> None:
     assert c["startupProbe"]["httpGet"]["path"] == "/livez"
     assert c["args"] == ["serve", "--usecase", "hotel_rates", "--port", "3000"]
     assert c["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    e = env_of(c)
+    assert (e["SHIPWAY_CHALLENGER_MODE"], e["SHIPWAY_CHALLENGER_PERCENT"]) == ("off", "10")
+    assert e["SHIPWAY_MAX_BODY_BYTES"] == "1048576" and e["SHIPWAY_SERVICE_WORKERS"] == "1"
 
 
 def test_each_usecase_gets_its_own_services(rendered) -> None:
@@ -1278,7 +1286,10 @@ def test_helm_test_pods_call_each_prediction_service(rendered) -> None:
             e["SHIPWAY_TEST_URL"] == f"http://{FULLNAME}-predict-{usecase.replace('_', '-')}:3000"
         )
         assert e["SHIPWAY_TEST_TOKEN_FILE"] == "/var/run/secrets/shipway/token"
-        assert e["SHIPWAY_TEST_EXPECT_KEYS"] == "request_id"
+        assert (
+            e["SHIPWAY_TEST_EXPECT_KEYS"]
+            == "request_id,prediction,model_name,model_version,variant"
+        )
         assert not any(isinstance(v, dict) for v in e.values()), (
             "the token is a file, not an env var"
         )
@@ -1309,8 +1320,12 @@ def test_test_requests_match_the_usecase_spec(usecase: str) -> None:
         pytest.skip(f"usecases/{usecase}/usecase.yaml does not exist yet")
     spec = yaml.safe_load(spec_path.read_text())
     body = _usecase_examples()[usecase]
-    for entity in spec.get("entities", []):
-        assert entity["column"] in body, f"entity {entity['column']} missing"
+    entities = [e["name"] for e in spec.get("entities", [])]
+    fields = [f["name"] for f in spec["request_fields"]]
+    unknown = set(body) - set(entities) - set(fields)
+    assert not unknown, f"the service refuses unknown fields: {unknown}"
+    for entity in entities:
+        assert entity in body, f"entity key {entity} missing"
     for field in spec["request_fields"]:
         name = field["name"]
         assert name in body, f"request field {name} missing"
@@ -1353,7 +1368,7 @@ class _FakeService(http.server.BaseHTTPRequestHandler):
         if self.require_token and self.headers.get("Authorization") != f"Bearer {self.token}":
             self._send(401, {"detail": "unauthorized"})
         else:
-            self._send(200, {"request_id": "r-1", "prediction": 101.5})
+            self._send(200, {"request_id": "r-1", "prediction": 101.5, "model_version": "3"})
 
 
 @pytest.fixture
@@ -1418,8 +1433,8 @@ def test_helm_test_script_fails_on_a_wrong_token_or_missing_key(
     url, handler = fake_service
     proc = _run_helm_test(url, tmp_path, "wrong")
     assert proc.returncode == 1 and "/predict answered 401" in proc.stdout
-    proc = _run_helm_test(url, tmp_path, handler.token, expect="model_version")
-    assert proc.returncode == 1 and "lacks ['model_version']" in proc.stdout
+    proc = _run_helm_test(url, tmp_path, handler.token, expect="request_id,variant")
+    assert proc.returncode == 1 and "lacks ['variant']" in proc.stdout
 
 
 # --------------------------------------------------------------------------- ingress / NOTES
