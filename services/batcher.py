@@ -1,0 +1,63 @@
+"""Adaptive batching for single-row requests.
+
+BentoML's ``@bentoml.api(batchable=True)`` merges *list* inputs (that is how
+``/predict_batch`` is batched), but ``/predict`` takes one row, so it cannot be declared
+batchable. The Coalescer gives it the same effect without a waiting window: the first
+request of an idle service is scored at once (no added latency for a lone client);
+requests that arrive while a batch is being scored queue up and go together in the next
+one, so under load the batch size grows with the load, and one feature read, one model
+call and one durable log commit (one fsync) serve many requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Coalescer(Generic[T, R]):
+    """Runs ``fn(items) -> results-or-exceptions`` in a thread, one batch at a time."""
+
+    def __init__(
+        self, fn: Callable[[Sequence[T]], Sequence[R | Exception]], max_batch: int
+    ) -> None:
+        self.fn = fn
+        self.max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._draining = False
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        """Batches scored so far (observability and tests)."""
+
+    async def submit(self, item: T) -> R:
+        """Score ``item`` in the next batch; raises what scoring raised for it."""
+        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, fut))
+        if not self._draining:
+            self._draining = True
+            self._task = asyncio.create_task(self._drain())  # keep a reference: no GC
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                self.batches += 1
+                try:
+                    results = await asyncio.to_thread(self.fn, [item for item, _ in batch])
+                except Exception as exc:  # handed to each waiting request
+                    results = [exc] * len(batch)
+                for (_, fut), res in zip(batch, results, strict=True):
+                    if fut.done():  # the client went away
+                        continue
+                    if isinstance(res, BaseException):
+                        fut.set_exception(res)
+                    else:
+                        fut.set_result(res)
+        finally:
+            self._draining = False

@@ -1,0 +1,292 @@
+"""The prediction engine behind the HTTP API: stores, models, routing and the durable log.
+
+It owns everything with state, so the BentoML class stays a thin typed facade:
+
+* a background thread opens the prediction log and the Feast store and loads the models,
+  retrying with one clear log line per distinct problem when the registry or the store
+  is unavailable (the process never crashes for it; ``ready`` stays False, so /readyz
+  answers 503), then keeps polling the aliases to hot-swap a new champion;
+* :meth:`Engine.score` scores a batch of rows with one feature read, one model call per
+  variant and one log transaction, and returns only after the log commit: an answer the
+  client sees is already durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from services import scoring
+from services.metrics import ServiceMetrics
+from services.models import CHALLENGER, CHAMPION, ModelLoader, ModelSet, ServedModel, route
+from shipway.predictionlog import PredictionLog, PredictionRecord
+from shipway.settings import Settings
+from shipway.spec import DType, UseCaseSpec
+
+log = logging.getLogger("shipway.service")
+SHADOW_SUFFIX = ":shadow"
+
+
+class NotReady(RuntimeError):
+    """The model, the feature store or the log is not loaded (yet)."""
+
+
+class DuplicateRequestId(RuntimeError):
+    """A client reused an X-Request-ID that is already in the prediction log."""
+
+
+class ScoringFailed(RuntimeError):
+    """Scoring failed; the cause is in the server log, never in the response."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row to score, with its id and arrival time (for the logged latency)."""
+
+    row: dict[str, Any]
+    request_id: str
+    received: float
+
+
+def probe_row(spec: UseCaseSpec) -> dict[str, Any]:
+    """A valid request built from the spec's examples, to check the store answers."""
+    row: dict[str, Any] = {e.name: e.missing_key for e in spec.entities}
+    for c in spec.request_fields:
+        if c.example is not None:
+            row[c.name] = c.example
+        elif c.dtype is DType.str:
+            row[c.name] = (c.allowed or [""])[0]
+        elif c.dtype is DType.bool:
+            row[c.name] = False
+        else:
+            row[c.name] = c.min if c.min is not None else 0
+    return row
+
+
+class Engine:
+    """Stores, models and the scoring of batches; see the module docstring."""
+
+    def __init__(self, settings: Settings, spec: UseCaseSpec, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.metrics = metrics
+        self.mode = settings.challenger_mode
+        self.percent = settings.challenger_percent
+        self.loader = ModelLoader(settings.tracking_uri, spec.registered_model_name)
+        self.models: ModelSet | None = None
+        self.store: Any = None
+        self.log: PredictionLog | None = None
+        self._lock = threading.Lock()  # Feast's SQLite connection is shared across threads
+        self._stop = threading.Event()
+        self._problems: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._run, name="shipway-loader", daemon=True)
+
+    # ---- lifecycle ----
+    @property
+    def ready(self) -> bool:
+        return self.models is not None and self.store is not None and self.log is not None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            s = self.settings
+            self._stop.wait(s.reload_interval_seconds if self.ready else s.startup_retry_seconds)
+
+    def refresh(self) -> None:
+        """One pass: open what is missing, reload the models if an alias moved."""
+        self._attempt("prediction log", self._open_log)
+        self._attempt("feature store", self._open_store)
+        self._attempt("model registry", self._load_models)
+
+    def _attempt(self, what: str, fn: Any) -> None:
+        try:
+            fn()
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if self._problems.get(what) != problem:
+                state = "still serving the loaded models" if self.ready else "/readyz is 503"
+                log.error(
+                    "shipway: %s unavailable (%s); %s, retrying every %.0fs",
+                    what,
+                    problem,
+                    state,
+                    self.settings.startup_retry_seconds,
+                )
+            self._problems[what] = problem
+        else:
+            if self._problems.pop(what, None) is not None:
+                log.warning("shipway: %s available again", what)
+
+    def _open_log(self) -> None:
+        if self.log is None:
+            self.log = PredictionLog(self.settings.prediction_log)
+
+    def _open_store(self) -> None:
+        if self.store is not None:
+            return
+        from feature_repo.store import feature_store
+
+        store = feature_store(self.settings)
+        store.get_feature_service(self.spec.feature_service_name)  # applied?
+        with self._lock:
+            scoring.fetch(store, self.spec, [probe_row(self.spec)])  # online store answers?
+        self.store = store
+        log.info("shipway: feature service %s online", self.spec.feature_service_name)
+
+    def _load_models(self) -> None:
+        new = self.loader.build(self.models, with_challenger=self.mode != "off")
+        if new is not self.models and new is not None:
+            chall = f", challenger v{new.challenger.version}" if new.challenger else ""
+            log.info(
+                "shipway: serving %s champion v%s%s (challenger mode %s)",
+                new.champion.name,
+                new.champion.version,
+                chall,
+                self.mode,
+            )
+            self.models = new  # one reference assignment: the atomic swap
+
+    # ---- scoring ----
+    def score(self, jobs: Sequence[Job]) -> list[dict[str, Any] | Exception]:
+        """Answers (or the exception of each failed row), durable in the log on return."""
+        models, store, plog = self.models, self.store, self.log
+        if models is None or store is None or plog is None:
+            raise NotReady("model, feature store or prediction log not loaded yet")
+        spec = self.spec
+        with self._lock:
+            feats = scoring.fetch(store, spec, [j.row for j in jobs])
+        self.metrics.features(feats.seconds, feats.missing_entities)
+        keys = [[str(j.row[k]) for k in spec.entity_columns] for j in jobs]
+        variants = [route(self.mode, self.percent, models, k) for k in keys]
+        inputs = feats.x.to_dict("records")
+        now = datetime.now(UTC)
+        results: list[dict[str, Any] | Exception] = [ScoringFailed("not scored")] * len(jobs)
+        records: list[list[PredictionRecord]] = [[] for _ in jobs]
+        for variant in (CHAMPION, CHALLENGER):
+            idx = [i for i, v in enumerate(variants) if v == variant]
+            if not idx:
+                continue
+            served = models.get(variant)
+            values = self._predict(served, feats, idx, jobs)
+            if values is None:
+                continue
+            for i, value in zip(idx, values, strict=True):
+                results[i], rec = self._answer(i, jobs[i], served, float(value), feats, inputs[i])
+                rec.event_time = now
+                records[i].append(rec)
+            self.metrics.scored(served.version, variant, values)
+        if self.mode == "shadow" and models.challenger is not None:
+            self._shadow(models.challenger, feats, jobs, inputs, now, records)
+        return self._commit(plog, jobs, results, records)
+
+    def _predict(
+        self, served: ServedModel, feats: scoring.Features, idx: list[int], jobs: Sequence[Job]
+    ) -> Any:
+        try:
+            return scoring.predict(self.spec, served.model, feats.x.iloc[idx])
+        except Exception:
+            log.exception(
+                "shipway: %s v%s (%s) failed to score %d row(s); request ids %s",
+                served.name,
+                served.version,
+                served.variant,
+                len(idx),
+                ", ".join(jobs[i].request_id for i in idx[:5]),
+            )
+            return None
+
+    def _answer(
+        self,
+        i: int,
+        job: Job,
+        served: ServedModel,
+        value: float,
+        feats: scoring.Features,
+        inputs: dict[str, Any],
+        mode: str = "served",
+    ) -> tuple[dict[str, Any], PredictionRecord]:
+        klass, label = scoring.decide(self.spec, value)
+        missing = feats.missing[i]
+        rid = job.request_id + (SHADOW_SUFFIX if mode == "shadow" else "")
+        answer = {
+            "request_id": rid,
+            "model_name": served.name,
+            "model_version": served.version,
+            "variant": served.variant,
+            "prediction": value,
+            "predicted_class": klass,
+            "label": label,
+            "missing_features": missing,
+        }
+        record = PredictionRecord(
+            request_id=rid,
+            usecase=self.spec.name,
+            model_name=served.name,
+            model_version=served.version,
+            variant=served.variant,
+            mode=mode,
+            entity_keys={k: str(job.row[k]) for k in self.spec.entity_columns},
+            features=inputs,
+            prediction=value,
+            label=label,
+            missing=missing,
+            latency_ms=(time.perf_counter() - job.received) * 1000.0,
+        )
+        return answer, record
+
+    def _shadow(
+        self,
+        challenger: ServedModel,
+        feats: scoring.Features,
+        jobs: Sequence[Job],
+        inputs: list[dict[str, Any]],
+        now: datetime,
+        records: list[list[PredictionRecord]],
+    ) -> None:
+        """Score every row with the challenger too and log it; never affects the answers."""
+        values = self._predict(challenger, feats, list(range(len(jobs))), jobs)
+        if values is None:
+            return
+        for i, value in enumerate(values):
+            if records[i]:  # only rows that got an answer are worth comparing
+                _, rec = self._answer(
+                    i, jobs[i], challenger, float(value), feats, inputs[i], "shadow"
+                )
+                rec.event_time = now
+                records[i].append(rec)
+        self.metrics.scored(challenger.version, CHALLENGER, values)
+
+    def _commit(
+        self,
+        plog: PredictionLog,
+        jobs: Sequence[Job],
+        results: list[dict[str, Any] | Exception],
+        records: list[list[PredictionRecord]],
+    ) -> list[dict[str, Any] | Exception]:
+        """One transaction for the batch; on a duplicate id, row by row so only it fails."""
+        try:
+            plog.append([r for rs in records for r in rs])
+            return results
+        except IntegrityError:
+            pass
+        for i, rs in enumerate(records):
+            if not rs:
+                continue
+            try:
+                plog.append(rs)
+            except IntegrityError:
+                results[i] = DuplicateRequestId(jobs[i].request_id)
+        return results

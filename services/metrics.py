@@ -1,0 +1,98 @@
+"""The service's Prometheus metrics, exactly as ``monitoring/metrics_contract.py`` defines them.
+
+Counters and histograms are created through the contract's helpers without a registry:
+``bentoml serve`` runs prometheus_client in multiprocess mode, so their values land in
+the shared multiprocess directory that BentoML's ``/metrics`` already aggregates across
+workers. The "what is served" gauges are different: multiprocess gauges would grow a
+``pid`` label and keep stale series after a hot swap, so they are rendered at scrape time
+from the live model set (``gauges_text``), with names, help and labels taken from the
+contract all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitoring import metrics_contract as contract
+from services.models import ModelSet
+from shipway.spec import Task, UseCaseSpec
+
+
+def value_buckets(spec: UseCaseSpec) -> list[float]:
+    """Buckets of the predicted-value histogram: 0..1 for probabilities, else the target range."""
+    if spec.target.task is Task.binary_classification:
+        return [round(x, 2) for x in np.linspace(0.05, 1.0, 20)]
+    lo = spec.target.min if spec.target.min is not None else 0.0
+    hi = spec.target.max if spec.target.max is not None else 1000.0
+    return [float(x) for x in np.linspace(lo, hi, 21)[1:]]
+
+
+class ServiceMetrics:
+    """The contract's service metrics, bound to one use case."""
+
+    def __init__(self, spec: UseCaseSpec, registry: CollectorRegistry | None = None) -> None:
+        self.usecase = spec.name
+        self.budget_seconds = spec.acceptance.latency_p99_ms / 1000.0
+        self.requests = contract.counter("shipway_requests_total", registry)
+        self.duration = contract.histogram("shipway_request_duration_seconds", registry)
+        self.predictions = contract.counter("shipway_predictions_total", registry)
+        self.values = contract.histogram(
+            "shipway_prediction_value", registry, buckets=value_buckets(spec)
+        )
+        self.missing = contract.counter("shipway_missing_features_total", registry)
+        self.retrieval = contract.histogram("shipway_feature_retrieval_duration_seconds", registry)
+
+    def request(self, endpoint: str, status: int, seconds: float) -> None:
+        self.requests.labels(self.usecase, endpoint, str(status)).inc()
+        self.duration.labels(self.usecase, endpoint).observe(seconds)
+
+    def scored(self, version: str, variant: str, values: Iterable[float]) -> None:
+        """Count predictions of one model; shadow predictions count as challenger."""
+        hist = self.values.labels(self.usecase, variant)
+        n = 0
+        for v in values:
+            hist.observe(float(v))
+            n += 1
+        self.predictions.labels(self.usecase, version, variant).inc(n)
+
+    def features(self, seconds: float, missing_entities: dict[str, int]) -> None:
+        self.retrieval.labels(self.usecase).observe(seconds)
+        for entity, n in missing_entities.items():
+            self.missing.labels(self.usecase, entity).inc(n)
+
+
+class _ServedGauges(Collector):
+    """model_info, model_trained_timestamp_seconds and latency_budget_seconds, from state."""
+
+    def __init__(self, usecase: str, budget: float, models: ModelSet | None) -> None:
+        self.usecase, self.budget, self.models = usecase, budget, models
+
+    @staticmethod
+    def _family(name: str) -> GaugeMetricFamily:
+        m = contract.spec(name)
+        return GaugeMetricFamily(m.name, m.help, labels=list(m.labels))
+
+    def collect(self) -> Iterator[Metric]:
+        info = self._family("shipway_model_info")
+        trained = self._family("shipway_model_trained_timestamp_seconds")
+        budget = self._family("shipway_latency_budget_seconds")
+        budget.add_metric([self.usecase], self.budget)
+        served = [self.models.champion, self.models.challenger] if self.models else []
+        for m in served:
+            if m is None:
+                continue
+            info.add_metric([self.usecase, m.name, m.version, m.variant], 1.0)
+            trained.add_metric([self.usecase, m.variant], m.trained_at)
+        yield from (info, trained, budget)
+
+
+def gauges_text(metrics: ServiceMetrics, models: ModelSet | None) -> str:
+    """Exposition text of the served-model gauges (appended to BentoML's /metrics)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_ServedGauges(metrics.usecase, metrics.budget_seconds, models))
+    return generate_latest(reg).decode()

@@ -1,0 +1,121 @@
+"""The served models: champion and optional challenger from MLflow aliases, hot-swapped.
+
+A :class:`ModelSet` is immutable; the watcher builds a new one off the request path and
+replaces the reference in one assignment, so a request (or a coalesced batch) reads one
+consistent pair and a new champion is picked up with no downtime and no lock on the hot
+path. Routing is a pure function of the entity keys, so a split is deterministic: the
+same entity always meets the same variant while the percentage stays put.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pipelines.steps import registry
+
+log = logging.getLogger("shipway.service")
+
+Mode = Literal["off", "split", "shadow"]
+CHAMPION, CHALLENGER = registry.CHAMPION, registry.CHALLENGER
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded model version and where it came from."""
+
+    name: str
+    version: str
+    variant: str
+    model: Any
+    trained_at: float
+    """Unix time the version was registered (the end of its training run)."""
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """What answers right now: the champion and, when configured, a distinct challenger."""
+
+    champion: ServedModel
+    challenger: ServedModel | None = None
+
+    def get(self, variant: str) -> ServedModel:
+        if variant == CHALLENGER and self.challenger is not None:
+            return self.challenger
+        return self.champion
+
+    def versions(self) -> tuple[str, str | None]:
+        return self.champion.version, self.challenger.version if self.challenger else None
+
+
+def bucket(keys: Sequence[str]) -> float:
+    """A stable position in [0, 100) for an entity-key tuple (sha256, not Python's hash)."""
+    digest = hashlib.sha256("\x1f".join(keys).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100.0
+
+
+def route(mode: Mode, percent: float, models: ModelSet, keys: Sequence[str]) -> str:
+    """The variant that answers a row: the challenger only in split mode, for its share."""
+    if mode == "split" and models.challenger is not None and bucket(keys) < percent:
+        return CHALLENGER
+    return CHAMPION
+
+
+class ModelLoader:
+    """Loads alias targets from the registry, caching by version (aliases move back too)."""
+
+    def __init__(self, tracking_uri: str, name: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.name = name
+        self._cache: dict[str, Any] = {}
+        self._client: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = registry.connect(self.tracking_uri)
+        return self._client
+
+    def alias_versions(self, with_challenger: bool) -> tuple[str | None, str | None]:
+        """Current versions behind champion (and challenger); None where unset."""
+        client = self.client()
+        champ = registry.alias_version(client, self.name, CHAMPION)
+        chall = registry.alias_version(client, self.name, CHALLENGER) if with_challenger else None
+        return (
+            str(champ.version) if champ else None,
+            str(chall.version) if chall else None,
+        )
+
+    def load(self, version: str, variant: str) -> ServedModel:
+        """Load an exact version (not the alias: it may move between lookup and load)."""
+        client = self.client()
+        mv = client.get_model_version(self.name, version)
+        if version not in self._cache:
+            self._cache[version] = registry.load(f"models:/{self.name}/{version}")
+        return ServedModel(
+            name=self.name,
+            version=version,
+            variant=variant,
+            model=self._cache[version],
+            trained_at=float(mv.creation_timestamp or 0) / 1000.0,
+        )
+
+    def build(self, current: ModelSet | None, with_challenger: bool) -> ModelSet | None:
+        """The ModelSet the aliases point at now; ``current`` itself when nothing moved.
+
+        A challenger that is the champion's own version is no challenger (nothing to
+        compare), so split and shadow then serve the champion only.
+        """
+        champ_v, chall_v = self.alias_versions(with_challenger)
+        if champ_v is None:
+            raise LookupError(f"no version of {self.name!r} has the alias {CHAMPION!r} yet")
+        if chall_v == champ_v:
+            chall_v = None
+        if current is not None and current.versions() == (champ_v, chall_v):
+            return current
+        champion = self.load(champ_v, CHAMPION)
+        challenger = self.load(chall_v, CHALLENGER) if chall_v else None
+        self._cache = {v: m for v, m in self._cache.items() if v in (champ_v, chall_v)}
+        return ModelSet(champion, challenger)

@@ -1,0 +1,151 @@
+"""The real-time prediction service: ``bentoml serve services.prediction:PredictionService``.
+
+One BentoML service class, typed by the use case's spec (``SHIPWAY_USECASE``): request
+and response models are generated from ``usecases/<name>/usecase.yaml``, so the 400s and
+the OpenAPI page come from the same types. The class is a thin facade; the engine
+(``services/engine.py``) holds the stores, the models and the durable log.
+
+Endpoints: ``POST /predict`` (one row), ``POST /predict_batch`` (a list, BentoML adaptive
+batching), ``POST /feedback`` (ground truth by request id), plus BentoML's ``/livez``,
+``/readyz`` (503 until model, feature store and log are loaded), ``/metrics`` (with the
+``shipway_`` contract metrics) and the OpenAPI page at ``/``.
+"""
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from typing import Any, cast
+
+import bentoml
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+
+from services.batcher import Coalescer
+from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFailed
+from services.metrics import ServiceMetrics, gauges_text
+from services.middleware import GuardMiddleware
+from services.schema import FeedbackRequest, FeedbackResponse, api_types
+from shipway.settings import get_settings
+from shipway.usecases import load_usecase
+
+log = logging.getLogger("shipway.service")
+
+SETTINGS = get_settings()
+SPEC = load_usecase(os.environ.get("SHIPWAY_USECASE") or SETTINGS.usecase, SETTINGS)
+TYPES = api_types(SPEC)
+Row = TYPES.row
+Prediction = TYPES.prediction
+METRICS = ServiceMetrics(SPEC, registry=None)  # multiprocess values, aggregated by /metrics
+
+
+def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
+    """A JSON error; BentoML copies ctx's status onto returned responses, so set both."""
+    ctx.response.status_code = status
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _checked(result: Any) -> Any:
+    """Re-raise a row's failure; keep pydantic errors from being reported as a client 400."""
+    if isinstance(result, Exception):
+        raise result
+    try:
+        return Prediction(**result)
+    except ValidationError as exc:
+        raise ScoringFailed("internal: invalid answer") from exc
+
+
+@bentoml.service(
+    name=f"shipway_{SPEC.name}",
+    description=SPEC.description or SPEC.title,
+    workers=SETTINGS.service_workers,
+    traffic={"timeout": 30},
+    labels={"usecase": SPEC.name, "owner": SPEC.owner.email},
+)
+class PredictionService:
+    """Predictions of the use case's champion (and challenger), features from Feast."""
+
+    def __init__(self) -> None:
+        self.engine = Engine(SETTINGS, SPEC, METRICS)
+        self.engine.start()
+        self.coalescer: Coalescer[Job, dict[str, Any]] | None = (
+            Coalescer(self.engine.score, SETTINGS.max_batch_size)
+            if SETTINGS.adaptive_batching
+            else None
+        )
+
+    def __is_ready__(self) -> bool:
+        return self.engine.ready
+
+    def __metrics__(self, content: str) -> str:
+        return content + gauges_text(METRICS, self.engine.models)
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        self.engine.stop()
+
+    @bentoml.api(route="/predict")
+    async def predict(self, row: Row, /, ctx: bentoml.Context) -> Prediction:  # type: ignore[valid-type]
+        """Predict one row: entity keys plus booking-time fields; stored features from Feast.
+
+        Send ``X-Request-ID`` to choose the id (else a uuid4 is made); the answer is in the
+        prediction log before it is returned.
+        """
+        rid = ctx.request.headers.get("x-request-id") or str(uuid.uuid4())
+        job = Job(row.model_dump(), rid, time.perf_counter())  # type: ignore[attr-defined]
+        result: Any
+        try:
+            if self.coalescer is not None:
+                result = await self.coalescer.submit(job)
+            else:
+                result = (await asyncio.to_thread(self.engine.score, [job]))[0]
+            return _checked(result)
+        except NotReady:
+            return _error(ctx, 503, "model or feature store not loaded yet; retry shortly")
+        except DuplicateRequestId:
+            return _error(ctx, 409, "X-Request-ID already used by an earlier prediction")
+        except ScoringFailed:
+            raise
+        except Exception as exc:  # logged with the id; the client gets BentoML's plain 500
+            log.exception("shipway: request %s failed", rid)
+            raise ScoringFailed("internal error") from exc
+
+    @bentoml.api(
+        route="/predict_batch",
+        batchable=SETTINGS.adaptive_batching,
+        max_batch_size=SETTINGS.max_batch_size,
+        max_latency_ms=SETTINGS.batch_max_latency_ms,
+    )
+    def predict_batch(self, rows: list[Row], /) -> list[Prediction]:  # type: ignore[valid-type]
+        """Predict a list of rows (same code path as /predict; each row gets its own id).
+
+        Concurrent calls are merged by BentoML's adaptive batching into one feature read,
+        one model call and one log commit.
+        """
+        now = time.perf_counter()
+        jobs = [Job(r.model_dump(), str(uuid.uuid4()), now) for r in rows]  # type: ignore[attr-defined]
+        try:
+            results = self.engine.score(jobs)
+        except NotReady as exc:
+            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
+        return [_checked(r) for r in results]
+
+    @bentoml.api(route="/feedback")
+    async def feedback(self, body: FeedbackRequest, /, ctx: bentoml.Context) -> FeedbackResponse:
+        """Record the observed outcome of an earlier prediction (404 for an unknown id)."""
+        plog = self.engine.log
+        if plog is None:
+            return _error(ctx, 503, "prediction log not available yet; retry shortly")  # type: ignore[return-value]
+        found = await asyncio.to_thread(plog.add_feedback, SPEC.name, body.request_id, body.actual)
+        if not found:
+            return _error(ctx, 404, f"unknown request_id {body.request_id!r}")  # type: ignore[return-value]
+        return FeedbackResponse(request_id=body.request_id, recorded=True)
+
+
+cast(Any, PredictionService).add_asgi_middleware(
+    GuardMiddleware,
+    metrics=METRICS,
+    token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
+    max_body_bytes=SETTINGS.max_body_bytes,
+)
