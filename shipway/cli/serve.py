@@ -1,0 +1,105 @@
+"""``shipway serve`` and ``shipway predict batch``: the prediction service and the batch job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly, venv_bin
+from shipway.settings import Settings
+
+predict_app = typer.Typer(help="Score data with the served model.", no_args_is_help=True)
+app.add_typer(predict_app, name="predict")
+
+SERVICE = "services.prediction:PredictionService"
+
+
+def service_env(settings: Settings, usecase: str, **overrides: str) -> dict[str, str]:
+    """The environment of a service process: resolved locations, use case, overrides."""
+    env = dict(os.environ)
+    env.update(
+        SHIPWAY_ROOT=str(settings.root),
+        SHIPWAY_STATE_DIR=str(settings.state),
+        SHIPWAY_DATA_DIR=str(settings.data),
+        SHIPWAY_USECASE=usecase,
+        PATH=f"{venv_bin()}{os.pathsep}{env.get('PATH', '')}",
+    )
+    env.setdefault("BENTOML_HOME", str(settings.state / "bentoml"))
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    env.update(overrides)
+    return env
+
+
+def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    return [
+        str(Path(venv_bin()) / "bentoml"),
+        "serve",
+        SERVICE,
+        "--port",
+        str(port),
+        "--host",
+        host,
+    ]
+
+
+@app.command("serve")
+@friendly
+def serve_cmd(
+    usecase: UsecaseOpt = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.service_port).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    challenger_mode: Annotated[
+        str | None,
+        typer.Option(help="off | split | shadow (default: SHIPWAY_CHALLENGER_MODE or off)."),
+    ] = None,
+    challenger_percent: Annotated[
+        float | None, typer.Option(help="split mode: share of entities for the challenger.")
+    ] = None,
+) -> None:
+    """Run the prediction service (bentoml serve) for a use case, in the foreground."""
+    settings, spec = context(usecase)
+    overrides: dict[str, str] = {}
+    if challenger_mode is not None:
+        if challenger_mode not in ("off", "split", "shadow"):
+            raise UserError(
+                f"--challenger-mode must be off, split or shadow, not {challenger_mode!r}"
+            )
+        overrides["SHIPWAY_CHALLENGER_MODE"] = challenger_mode
+    if challenger_percent is not None:
+        overrides["SHIPWAY_CHALLENGER_PERCENT"] = str(challenger_percent)
+    port = port or settings.service_port
+    console.print(
+        f"serving [bold]{spec.name}[/] on http://{host}:{port} "
+        f"(OpenAPI at /, metrics at /metrics; registry {settings.tracking_uri})"
+    )
+    cmd = serve_command(port, host)
+    proc = subprocess.run(cmd, cwd=settings.root, env=service_env(settings, spec.name, **overrides))
+    raise typer.Exit(proc.returncode)
+
+
+@predict_app.command("batch")
+@friendly
+def batch_cmd(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file to score.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
+    usecase: UsecaseOpt = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per streamed chunk.")] = 20_000,
+) -> None:
+    """Score a large file with the champion, streamed in chunks (same code as /predict)."""
+    from services.batch import run
+
+    settings, spec = context(usecase)
+    if not input.is_file():
+        raise UserError(f"input file not found: {input}")
+    try:
+        res = run(settings, spec, input, output, chunk_rows=chunk_rows)
+    except (LookupError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    console.print(
+        f"[green]scored[/] {res.rows:,} rows with {res.model_name} v{res.model_version} "
+        f"in {res.seconds:.1f}s ({res.rows_per_second:,.0f} rows/s) -> {res.output}"
+    )
