@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit test-integration test-e2e lint format data features train serve bench chart-lint clean
+.PHONY: help venv demo test test-unit lint format data features train compile tools chart-sync chart-lint image clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -35,6 +35,7 @@ test-unit: $(STAMP) ## Run the fast unit tests only
 lint: $(STAMP) ## Run ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	tools/chart-sync.sh --check
 	$(BIN)/mypy shipway pipelines services monitoring feature_repo
 
 format: $(STAMP) ## Format the code with ruff
@@ -47,6 +48,25 @@ data: $(STAMP) ## Reproduce the DVC data stages (ingest -> validate -> features)
 features: $(STAMP) ## Apply the Feast definitions and materialize the online store
 	$(BIN)/shipway features apply
 	$(BIN)/shipway features materialize --usecase $(USECASE)
+
+train: $(STAMP) ## Train through the KFP pipeline on kfp.local and register in MLflow (USECASE=...)
+	$(BIN)/shipway train --usecase $(USECASE)
+
+compile: $(STAMP) ## Compile the KFP pipeline YAML (committed, golden-tested) and sync the chart's copy
+	$(BIN)/shipway pipeline compile
+	tools/chart-sync.sh
+
+tools: ## Install helm, kubectl, checkov, kubernetes-validate, hadolint into .tools/ (idempotent)
+	tools/install-tools.sh
+
+chart-sync: ## Copy compiled pipeline, Prometheus rules and Grafana dashboards into charts/shipway/files/
+	tools/chart-sync.sh
+
+chart-lint: $(STAMP) tools ## Chart + Dockerfile checks: helm lint, kubernetes-validate, checkov, schema, hadolint
+	$(BIN)/pytest tests/integration/test_chart.py tests/integration/test_dockerfiles.py
+
+image: ## Build the Shipway image (needs a container engine; none exists on the dev machines)
+	docker build -f docker/Dockerfile -t ghcr.io/shipway/shipway:0.1.0 .
 
 clean: ## Remove local runtime state (.shipway/), keeping the virtualenv and DVC cache
 	rm -rf .shipway
