@@ -12,13 +12,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
-from pipelines.steps import dataset, gate, learner, metrics, onnx_export, plots, registry
 from pipelines.steps.fetch import fetch, load_fetched
 from shipway.evidence import Criterion, GateRecord
 from shipway.modelframe import model_frame, target_vector
+
+# Heavy libraries (Feast, MLflow, LightGBM, skl2onnx) are imported inside the task that
+# needs them: each KFP component is a fresh process, and importing everything in every
+# component would dominate the pipeline's wall time.
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ def fetch_task(repo: str, rev: str, usecase: str, out: Path) -> dict[str, Any]:
 
 
 def training_set_task(fetched: Path, out: Path) -> dict[str, int]:
+    from pipelines.steps import dataset
+
     spec, _, _ = load_fetched(fetched)
     frame = dataset.training_frame(spec, fetched / "data")
     parts = dataset.split(spec, frame)
@@ -45,6 +49,10 @@ def _xy(spec: Any, sets: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, A
 
 
 def train_task(fetched: Path, sets: Path, out: Path) -> dict[str, Any]:
+    import joblib
+
+    from pipelines.steps import learner
+
     spec, params, _ = load_fetched(fetched)
     hp = learner.hyperparameters(spec, params)
     _, x, y = _xy(spec, sets, "train")
@@ -57,6 +65,10 @@ def train_task(fetched: Path, sets: Path, out: Path) -> dict[str, Any]:
 
 def evaluate_task(fetched: Path, sets: Path, model_dir: Path, out: Path) -> dict[str, Any]:
     """Metrics per split, slices, plots, ONNX export and its parity on the test split."""
+    import joblib
+
+    from pipelines.steps import dataset, learner, metrics, onnx_export, plots
+
     spec, _, _ = load_fetched(fetched)
     model = joblib.load(model_dir / "model.joblib")
     parts = {}
@@ -83,6 +95,10 @@ def evaluate_task(fetched: Path, sets: Path, model_dir: Path, out: Path) -> dict
 def gate_task(
     fetched: Path, sets: Path, model_dir: Path, eval_dir: Path, tracking_uri: str, out: Path
 ) -> GateRecord:
+    import joblib
+
+    from pipelines.steps import gate, registry
+
     spec, _, meta = load_fetched(fetched)
     model = joblib.load(model_dir / "model.joblib")
     test, x_test, y_test = _xy(spec, sets, "test")
@@ -121,6 +137,8 @@ def load_record(gate_dir: Path) -> GateRecord:
 def reference_frame(spec: Any, model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """The monitoring reference: validation rows as the model saw them, with the target
     and the model's prediction, so drift and performance compare like with like."""
+    from pipelines.steps import learner
+
     x = model_frame(spec, frame)
     ref = x.copy()
     ref["prediction"] = learner.predict(spec, model, x)
@@ -144,6 +162,10 @@ def register_task(
     workdir: Path,
 ) -> dict[str, Any]:
     """Log the run, register the version as challenger; champion only if the gate passed."""
+    import joblib
+
+    from pipelines.steps import registry
+
     spec, _, meta = load_fetched(fetched)
     model = joblib.load(model_dir / "model.joblib")
     record = load_record(gate_dir)

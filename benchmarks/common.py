@@ -1,0 +1,55 @@
+"""Shared shape of benchmark results: comparisons against a same-run baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Comparison:
+    """One figure: value vs baseline, with the issue's goal on the ratio (or the value)."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    goal: str = ""  # e.g. "ratio <= 1.5", "value <= 600"
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.value / float(self.baseline)  # type: ignore[arg-type]
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "at": datetime.now(UTC).isoformat()}
+
+
+def save(bench: str, comparisons: list[Comparison], extra: dict[str, Any] | None = None) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{bench}.json"
+    rows = [{**asdict(c), "ratio": c.ratio} for c in comparisons]
+    path.write_text(json.dumps({"benchmark": bench, "machine": machine(), "comparisons": rows,
+                                **(extra or {})}, indent=2) + "\n")
+    return path
+
+
+def table(bench: str, comparisons: list[Comparison]) -> str:
+    lines = [f"{bench}:", f"  {'figure':44} {'value':>12} {'baseline':>12} {'ratio':>7}  goal"]
+    for c in comparisons:
+        base = f"{c.baseline:12.3f}" if c.baseline is not None else f"{'-':>12}"
+        ratio = f"{c.ratio:7.2f}" if c.ratio is not None else f"{'-':>7}"
+        met = "" if c.met is None else (" OK" if c.met else " MISSED")
+        lines.append(f"  {c.name:44} {c.value:12.3f} {base} {ratio}  {c.goal}{met}")
+    return "\n".join(lines)
