@@ -24,13 +24,14 @@ def fetch_data(usecase: str, data_rev: str, repo: str, data: Output[Dataset]) ->
     return str(meta["data_version"])
 
 
-def build_training_set(data: Input[Dataset], sets: Output[Dataset]) -> None:
-    """Historical retrieval through the feature service, time-split train/validation/test."""
+def build_training_set(data: Input[Dataset], as_of: str, sets: Output[Dataset]) -> None:
+    """Historical retrieval through the feature service, time-split train/validation/test
+    (moved so the test window ends on ``as_of`` when given)."""
     from pathlib import Path
 
     from pipelines.steps.tasks import training_set_task
 
-    sets.metadata.update(training_set_task(Path(data.path), Path(sets.path)))
+    sets.metadata.update(training_set_task(Path(data.path), Path(sets.path), as_of))
 
 
 def train_model(data: Input[Dataset], sets: Input[Dataset], model: Output[Model]) -> None:

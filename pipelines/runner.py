@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def pipeline_arguments(
-    settings: Settings, usecase: str, data_rev: str, *, cluster: bool
+    settings: Settings, usecase: str, data_rev: str, *, cluster: bool, as_of: str = ""
 ) -> dict[str, str]:
     """Pipeline parameters from configuration (store URIs, repo, commit)."""
     return {
@@ -27,10 +27,13 @@ def pipeline_arguments(
         "tracking_uri": "" if cluster else settings.tracking_uri,
         "artifact_root": "" if cluster else settings.artifact_root,
         "git_commit": git_commit(settings.root),
+        "as_of": as_of,
     }
 
 
-def run_local(settings: Settings, usecase: str, data_rev: str = "HEAD") -> dict[str, Any]:
+def run_local(
+    settings: Settings, usecase: str, data_rev: str = "HEAD", as_of: str = ""
+) -> dict[str, Any]:
     """Run every component through kfp.local in this virtualenv; return the register result."""
     from kfp import local
 
@@ -41,22 +44,26 @@ def run_local(settings: Settings, usecase: str, data_rev: str = "HEAD") -> dict[
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
     )
     pipeline = build_pipeline(settings.image)
-    task = pipeline(**pipeline_arguments(settings, usecase, data_rev, cluster=False))
+    task = pipeline(**pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of))
     artifact = task.output
     return dict(json.loads(Path(artifact.path).read_text()))
 
 
 def run_in_process(
-    settings: Settings, usecase: str, data_rev: str = "HEAD", workdir: Path | None = None
+    settings: Settings,
+    usecase: str,
+    data_rev: str = "HEAD",
+    workdir: Path | None = None,
+    as_of: str = "",
 ) -> dict[str, Any]:
     """The same steps called directly (the baseline of the kfp.local benchmark)."""
     from pipelines.steps import tasks
 
     settings.export_env()
     w = workdir or Path(tempfile.mkdtemp(prefix="shipway-inproc-"))
-    args = pipeline_arguments(settings, usecase, data_rev, cluster=False)
+    args = pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of)
     tasks.fetch_task(args["repo"], data_rev, usecase, w / "data")
-    tasks.training_set_task(w / "data", w / "sets")
+    tasks.training_set_task(w / "data", w / "sets", as_of)
     tasks.train_task(w / "data", w / "sets", w / "model")
     tasks.evaluate_task(w / "data", w / "sets", w / "model", w / "eval")
     tasks.gate_task(
@@ -87,7 +94,12 @@ def package_for(image: str) -> Path:
 
 
 def submit(
-    settings: Settings, host: str, usecase: str, data_rev: str = "HEAD", experiment: str = "shipway"
+    settings: Settings,
+    host: str,
+    usecase: str,
+    data_rev: str = "HEAD",
+    experiment: str = "shipway",
+    as_of: str = "",
 ) -> str:
     """Start a run of the compiled pipeline on a Kubeflow Pipelines endpoint; return its id."""
     import kfp
@@ -96,7 +108,7 @@ def submit(
     package = package_for(settings.image)
     run = client.create_run_from_pipeline_package(
         str(package),
-        arguments=pipeline_arguments(settings, usecase, data_rev, cluster=True),
+        arguments=pipeline_arguments(settings, usecase, data_rev, cluster=True, as_of=as_of),
         experiment_name=experiment,
         run_name=f"{usecase}-{data_rev}",
     )

@@ -29,11 +29,12 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
         tracking_uri: str = "",
         artifact_root: str = "",
         git_commit: str = "",
+        as_of: str = "",
     ) -> dsl.Artifact:
         fetch = c.fetch_data(usecase=usecase, data_rev=data_rev, repo=repo)
         fetch.set_display_name("fetch data version (DVC)")
         data = fetch.outputs["data"]
-        sets = c.build_training_set(data=data)
+        sets = c.build_training_set(data=data, as_of=as_of)
         sets.set_display_name("training set (Feast, time split)")
         train = c.train_model(data=data, sets=sets.outputs["sets"])
         train.set_display_name("train")

@@ -49,13 +49,21 @@ def training_frame(spec: UseCaseSpec, data_dir: Path) -> pd.DataFrame:
     return feats
 
 
-def split(spec: UseCaseSpec, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Time-based split from the spec: train < validation_start <= validation < test_start."""
+def split(spec: UseCaseSpec, frame: pd.DataFrame, as_of: str = "") -> dict[str, pd.DataFrame]:
+    """Time-based split from the spec: train < validation_start <= validation < test_start.
+
+    ``as_of`` (a date) moves the whole window so that the test window ends on that day,
+    keeping the spec's window lengths: retraining on newer data reuses the same recipe.
+    """
     ts = frame[EVENT_TS]
     tz = ts.dt.tz
     v0 = pd.Timestamp(spec.split.validation_start, tz=tz)
     t0 = pd.Timestamp(spec.split.test_start, tz=tz)
     end = pd.Timestamp(spec.split.end, tz=tz) + pd.Timedelta(days=1) if spec.split.end else None
+    if as_of:
+        new_end = pd.Timestamp(as_of, tz=tz) + pd.Timedelta(days=1)
+        shift = new_end - (end if end is not None else ts.max().floor("D") + pd.Timedelta(days=1))
+        v0, t0, end = v0 + shift, t0 + shift, new_end
     in_range = ts < end if end is not None else pd.Series(True, index=frame.index)
     parts = {
         "train": frame[ts < v0],

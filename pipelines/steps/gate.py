@@ -130,6 +130,16 @@ def evaluate_gate(
         facts["champion_metric"] = champ
     else:
         crit.append(Criterion("beats_champion", True, "no champion yet", detail="first model"))
+    if acc.bounds:
+        measured = metrics.quality(spec, y_test, pred)
+        for b in acc.bounds:
+            v = measured[b.metric]
+            for side, limit, ok in (
+                (">=", b.min, b.min is None or v >= b.min),
+                ("<=", b.max, b.max is None or v <= b.max),
+            ):
+                if limit is not None:
+                    crit.append(Criterion(f"bound_{b.metric}", bool(ok), v, limit, side, b.why))
     sl = metrics.slices(spec, test, y_test, pred)
     facts["slices"] = sl
     for attr, groups in sl.items():

@@ -18,6 +18,7 @@ def quality(spec: UseCaseSpec, y: np.ndarray, pred: np.ndarray) -> dict[str, flo
     if spec.target.task is Task.binary_classification:
         cls = (pred >= spec.acceptance.decision_threshold).astype(int)
         both = len(np.unique(y)) > 1
+        negatives = cls == 0
         return {
             "roc_auc": float(skm.roc_auc_score(y, pred)) if both else float("nan"),
             "f1": float(skm.f1_score(y, cls, zero_division=0)),
@@ -25,12 +26,26 @@ def quality(spec: UseCaseSpec, y: np.ndarray, pred: np.ndarray) -> dict[str, flo
             "brier": float(skm.brier_score_loss(y, pred)),
             "log_loss": float(skm.log_loss(y, np.clip(pred, 1e-7, 1 - 1e-7), labels=[0, 1])),
             "positive_rate": float(cls.mean()),
+            # actual positives among the rows predicted negative (e.g. the bad rate of the
+            # loans a credit model approves); 0 when nothing is predicted negative
+            "false_omission_rate": float(y[negatives].mean()) if negatives.any() else 0.0,
+            "ece": calibration_error(y, pred),
         }
     return {
         "mae": float(skm.mean_absolute_error(y, pred)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
         "r2": float(skm.r2_score(y, pred)),
     }
+
+
+def calibration_error(y: np.ndarray, prob: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: mean |predicted - observed| over equal-count bins,
+    weighted by bin size (the same quantile bins as the calibration plot)."""
+    if len(y) == 0:
+        return float("nan")
+    order = np.argsort(prob, kind="stable")
+    parts = np.array_split(order, min(bins, len(y)))
+    return float(sum(len(i) * abs(prob[i].mean() - y[i].mean()) for i in parts) / len(y))
 
 
 def primary(spec: UseCaseSpec, y: np.ndarray, pred: np.ndarray) -> float:

@@ -160,6 +160,22 @@ def log_run(
     return run_id, mv
 
 
+FIRST_CHAMPION_TAG = "first_champion_version"
+"""Registered-model tag: the first version that ever got the champion alias (aliases move,
+so without it the portfolio could not tell when a use case first reached production)."""
+FIRST_CHAMPION_AT_TAG = "first_champion_at"
+
+
 def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``; the first champion is also recorded on the model."""
     client.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION:
+        tags = client.get_registered_model(name).tags or {}
+        if FIRST_CHAMPION_TAG not in tags:
+            from datetime import UTC, datetime
+
+            client.set_registered_model_tag(name, FIRST_CHAMPION_TAG, str(version))
+            client.set_registered_model_tag(
+                name, FIRST_CHAMPION_AT_TAG, datetime.now(UTC).isoformat()
+            )
     log.info("%s@%s -> version %s", name, alias, version)

@@ -29,12 +29,12 @@ def fetch_task(repo: str, rev: str, usecase: str, out: Path) -> dict[str, Any]:
     return fetch(repo, rev, usecase, out)
 
 
-def training_set_task(fetched: Path, out: Path) -> dict[str, int]:
+def training_set_task(fetched: Path, out: Path, as_of: str = "") -> dict[str, int]:
     from pipelines.steps import dataset
 
     spec, _, _ = load_fetched(fetched)
     frame = dataset.training_frame(spec, fetched / "data")
-    parts = dataset.split(spec, frame)
+    parts = dataset.split(spec, frame, as_of)
     out.mkdir(parents=True, exist_ok=True)
     for name, part in parts.items():
         part.to_parquet(out / f"{name}.parquet", index=False)
@@ -161,7 +161,9 @@ def register_task(
     git_commit: str,
     workdir: Path,
 ) -> dict[str, Any]:
-    """Log the run, register the version as challenger; champion only if the gate passed."""
+    """Log the run, register the version as challenger; champion only if the gate passed
+    and the use case's objective is approved (an unapproved use case trains, is evaluated
+    and registered for experimentation, but never reaches production)."""
     import joblib
 
     from pipelines.steps import registry
@@ -206,7 +208,8 @@ def register_task(
     name = spec.registered_model_name
     registry.set_alias(client, name, registry.CHALLENGER, mv.version)
     promoted = False
-    if record.passed:
+    blocked = promotion_blocked(spec, record)
+    if record.passed and not blocked:
         registry.set_alias(client, name, registry.CHAMPION, mv.version)
         promoted = True
     result = {
@@ -216,12 +219,25 @@ def register_task(
         "promoted": promoted,
         "gate_passed": record.passed,
         "failures": [c.summary() for c in record.failures],
+        "promotion_blocked": blocked,
         **lineage,
     }
     log.info(
-        "registered %s v%s (gate %s)",
+        "registered %s v%s (%s)",
         name,
         mv.version,
-        "passed -> champion" if promoted else "FAILED, champion unchanged",
+        "gate passed -> champion"
+        if promoted
+        else (blocked or "gate FAILED") + ", champion unchanged",
     )
     return result
+
+
+def promotion_blocked(spec: Any, record: GateRecord) -> str:
+    """Why a version that passed its gate may still not become champion ('' if it may)."""
+    if record.passed and not spec.objective.approval.approved:
+        return (
+            "not promoted: the use case's objective is not approved "
+            "(objective.approval.approved is false in its spec)"
+        )
+    return ""

@@ -41,8 +41,13 @@ def print_result(res: dict[str, Any]) -> None:
     ):
         table.add_row(k, str(res.get(k)))
     console.print(table)
-    if res.get("gate_passed"):
+    if res.get("promoted"):
         console.print(f"[green]gate passed[/]: {res['model']} v{res['version']} is champion")
+    elif res.get("gate_passed"):
+        console.print(
+            f"[yellow]gate passed[/] but {res.get('promotion_blocked') or 'not promoted'}: "
+            f"{res['model']} v{res['version']} stays challenger."
+        )
     else:
         console.print(
             f"[bold red]gate FAILED[/]: {res['model']} v{res['version']} stays "
@@ -65,6 +70,12 @@ def train_cmd(
         bool, typer.Option(help="Exit with code 3 when the gate fails.")
     ] = False,
     output: Annotated[Path | None, typer.Option(help="Write the result JSON here.")] = None,
+    as_of: Annotated[
+        str,
+        typer.Option(
+            help="Move the spec's split so the test window ends on this date (YYYY-MM-DD)."
+        ),
+    ] = "",
 ) -> None:
     """Run the training pipeline on the embedded default (kfp.local, SQLite MLflow)."""
     from pipelines.runner import run_in_process, run_local
@@ -74,7 +85,7 @@ def train_cmd(
     with console.status(
         f"training {spec.name} on data {data_rev} ({'in-process' if in_process else 'kfp.local'})"
     ):
-        res = runner(settings, spec.name, data_rev)
+        res = runner(settings, spec.name, data_rev, as_of=as_of)
     print_result(res)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)

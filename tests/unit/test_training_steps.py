@@ -94,7 +94,7 @@ def test_hyperparameters_merge_overrides(spec) -> None:
 def test_gate_passes_a_good_model_and_reports_failures(spec) -> None:
     df = _frame(spec, 600)
     x, y = model_frame(spec, df), df["avg_price_per_room"].to_numpy()
-    model = learner.fit(spec, {"n_estimators": 50, "verbose": -1}, x, y)
+    model = learner.fit(spec, {"n_estimators": 50, "verbose": -1, "n_jobs": 1}, x, y)
     rec = gate.evaluate_gate(spec, model, df, x, y, None, 0.0, {"usecase": "t"})
     assert rec.passed, rec.explain()
     # an impossible champion margin: the same model as champion cannot be beaten by 1%
@@ -131,3 +131,14 @@ def test_evidence_is_append_only_and_hash_verified(tmp_path) -> None:
     assert rec.failures[0].margin == pytest.approx(-1.0)
     d["passed"] = True
     assert not verify(d)
+
+
+def test_as_of_moves_the_split_window_keeping_its_lengths(spec) -> None:  # noqa: ANN001
+    df = _frame(spec, 500)  # 2016-07-01 .. 2017-11-12
+    parts = dataset.split(spec, df, as_of="2017-08-31")
+    v0 = parts["validation"]["event_timestamp"].min()
+    t0 = parts["test"]["event_timestamp"].min()
+    assert parts["test"]["event_timestamp"].max() == pd.Timestamp("2017-08-31", tz="UTC")
+    # spec: validation 2017-01-01, test 2017-03-01, end 2017-04-30 -> shifted by 123 days
+    assert v0 == pd.Timestamp("2017-05-04", tz="UTC")
+    assert t0 == pd.Timestamp("2017-07-02", tz="UTC")
