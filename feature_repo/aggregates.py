@@ -1,11 +1,15 @@
 """Point-in-time-safe trailing entity aggregates (the ``features`` data stage).
 
 For each entity key and each day D, a feature row stamped D 00:00 UTC summarises the
-events whose timestamp falls in [D - window, D): strictly before D. Feast's point-in-time
+events whose timestamp falls in [D - lag - window, D - lag): strictly before D (lag is 0
+unless the spec delays outcomes that are only observed later, such as a loan's default). Feast's point-in-time
 join takes the newest row at or before an event's time, so an event at time t only ever
 sees events that happened before the day of t — never its own outcome or later ones.
 Rows are dense (one per entity per day from the day of the entity's first event, with
 nothing seen yet, until the day after the last event), so trailing windows also age out.
+
+A classification target is aggregated as 0/1 (1 = the positive class), so the mean of the
+target is the trailing positive rate of the entity (e.g. its default rate).
 """
 
 from __future__ import annotations
@@ -22,12 +26,20 @@ from shipway.spec import Aggregate, EntityFeatures, UseCaseSpec
 CREATED_TS = "created_timestamp"
 
 
+def numeric_values(spec: UseCaseSpec, df: pd.DataFrame, column: str) -> pd.Series:
+    """The values an aggregate sees: numbers, or 0/1 for a classification target."""
+    col = df[column]
+    if column == spec.target.column and spec.target.positive_class is not None:
+        hit = col.astype(str) == str(spec.target.positive_class)
+        return hit.astype("float64").where(col.notna())
+    return pd.to_numeric(col, errors="coerce").astype("float64")
+
+
 def _daily_matrix(
-    df: pd.DataFrame, key: str, value: str, days: pd.DatetimeIndex
+    df: pd.DataFrame, key: str, v: pd.Series, days: pd.DatetimeIndex
 ) -> dict[str, pd.DataFrame]:
-    """Per day x entity: count, sum and sum of squares of ``value``."""
+    """Per day x entity: count, sum and sum of squares of the values ``v``."""
     day = df[EVENT_TS].dt.floor("D")
-    v = pd.to_numeric(df[value], errors="coerce").astype("float64")
     frame = pd.DataFrame({"day": day, "key": df[key], "v": v, "v2": v * v}).dropna(subset=["v"])
     g = frame.groupby(["day", "key"], observed=True)
     out = {}
@@ -36,14 +48,15 @@ def _daily_matrix(
     return out
 
 
-def _trailing(mat: pd.DataFrame, window: int) -> pd.DataFrame:
-    """Sum over the ``window`` days strictly before each day (shifted by one day)."""
-    return mat.rolling(window, min_periods=1).sum().shift(1).fillna(0.0)
+def _trailing(mat: pd.DataFrame, window: int, lag: int = 0) -> pd.DataFrame:
+    """Sum over the ``window`` days ending ``lag`` days before each day, exclusive
+    (so [D - lag - window, D - lag): shifted by one day plus the lag)."""
+    return mat.rolling(window, min_periods=1).sum().shift(1 + lag).fillna(0.0)
 
 
 def _aggregate(mats: dict[str, pd.DataFrame], agg: Aggregate) -> pd.DataFrame:
-    n = _trailing(mats["count"], agg.window_days)
-    s = _trailing(mats["sum"], agg.window_days)
+    n = _trailing(mats["count"], agg.window_days, agg.lag_days)
+    s = _trailing(mats["sum"], agg.window_days, agg.lag_days)
     if agg.function == "count":
         return n
     if agg.function == "sum":
@@ -52,7 +65,7 @@ def _aggregate(mats: dict[str, pd.DataFrame], agg: Aggregate) -> pd.DataFrame:
         mean = s / n
         if agg.function == "mean":
             return mean.where(n > 0, agg.default)
-        ss = _trailing(mats["sumsq"], agg.window_days)
+        ss = _trailing(mats["sumsq"], agg.window_days, agg.lag_days)
         var = (ss / n - mean * mean).clip(lower=0.0)
         return np.sqrt(var).where(n > 1, agg.default)
 
@@ -70,7 +83,8 @@ def entity_table(spec: UseCaseSpec, events: pd.DataFrame, ef: EntityFeatures) ->
     cache: dict[str, dict[str, pd.DataFrame]] = {}
     for agg in ef.aggregates:
         if agg.column not in cache:
-            cache[agg.column] = _daily_matrix(events, key, agg.column, days)
+            values = numeric_values(spec, events, agg.column)
+            cache[agg.column] = _daily_matrix(events, key, values, days)
         columns[agg.name] = _aggregate(cache[agg.column], agg)
     first_seen = events.groupby(key, observed=True)[EVENT_TS].min().dt.floor("D")
     parts = []

@@ -69,6 +69,9 @@ def materialize(
     """Load the newest feature rows up to ``end`` into the online store."""
     end = end or feature_end(spec, data_dir)
     views = [spec.feature_view_name(ef.entity) for ef in spec.entity_features]
+    if not views:  # request fields only: nothing is stored online
+        log.info("%s has no stored features; nothing to materialize", spec.name)
+        return end
     start = end - pd.Timedelta(days=max(ef.ttl_days for ef in spec.entity_features))
     store.materialize(start_date=start, end_date=end, feature_views=views)
     log.info("materialized %s up to %s", ", ".join(views), end.isoformat())

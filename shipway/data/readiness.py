@@ -88,7 +88,7 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, int]:
             bad = int(frac.sum())
         return conv, bad
     if col.dtype is DType.bool:
-        mapping = {True: True, False: False, 1: True, 0: False, "true": True, "false": False}
+        mapping = {True: True, False: False, "true": True, "false": False}  # 1 == True, 0 == False
         conv = series.map(lambda v: mapping.get(v.lower() if isinstance(v, str) else v))
         return conv, int((conv.isna() & notna).sum())
     bad = int((notna & ~series.map(lambda v: isinstance(v, str))).sum())
@@ -100,6 +100,16 @@ def _columns(spec: UseCaseSpec) -> list[Column]:
     t = spec.target
     target_dtype = DType.str if t.positive_class is not None else DType.float
     return [*spec.request_fields, Column(name=t.column, dtype=target_dtype, min=t.min, max=t.max)]
+
+
+def _check_labels(report: ReadinessReport, spec: UseCaseSpec, labels: pd.Series) -> None:
+    """Binary classification: exactly two labels, one of them the positive class."""
+    seen = sorted(set(labels.dropna()))
+    col = spec.target.column
+    extra = len(seen) - 2 if len(seen) > 2 else int(len(seen) < 2)
+    _check(report, col, "two_classes", extra, f"labels {seen[:5]}")
+    _check(report, col, "positive_class_present", int(spec.target.positive_class not in seen),
+           f"positive_class {spec.target.positive_class!r}, labels {seen[:5]}")
 
 
 def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.DataFrame]:
@@ -136,7 +146,12 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
         if col.name not in raw.columns:
             _check(report, col.name, "present", len(raw) or 1, "declared column missing")
             continue
-        series, bad_type = _coerce(raw[col.name], col)
+        source = raw[col.name]
+        if col.name == spec.target.column and spec.target.positive_class is not None:
+            # class labels are compared as strings everywhere (0/1, True/False or words)
+            source = source.where(source.isna(), source.astype(str))
+            _check_labels(report, spec, source)
+        series, bad_type = _coerce(source, col)
         _check(report, col.name, f"type={col.dtype.value}", bad_type,
                f"source dtype {raw[col.name].dtype}")
         if not col.nullable:
@@ -172,10 +187,10 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
         _check(report, ts_col, f"rows_per_window>={rule.min_rows}", len(thin),
                f"thin windows {dict(list(thin.items())[:5])}" if thin else "")
 
-    # rows per sensitive group
+    # rows per sensitive group (nulls are no group: the column's not_null rule covers them)
     for attr in spec.sensitive_attributes:
         if attr in out:
-            vc = out[attr].astype(str).value_counts()
+            vc = out[attr].dropna().astype(str).value_counts()
             report.group_counts[attr] = {str(k): int(v) for k, v in vc.items()}
             small = vc[vc < spec.readiness.min_rows_per_group]
             _check(report, attr, f"rows_per_group>={spec.readiness.min_rows_per_group}",
