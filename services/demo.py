@@ -49,6 +49,7 @@ def start_service(
     port: int,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    base_env: dict[str, str] | None = None,
 ) -> ServiceHandle:
     """Start ``bentoml serve`` in its own process group (so a kill reaches its workers)."""
     from shipway.cli.serve import serve_command, service_env
@@ -59,7 +60,7 @@ def start_service(
         proc = subprocess.Popen(
             serve_command(port),
             cwd=settings.root,
-            env=service_env(settings, spec.name, **(env or {})),
+            env=service_env(settings, spec.name, base_env, **(env or {})),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -162,6 +162,8 @@ class Engine:
     # ---- scoring ----
     def score(self, jobs: Sequence[Job]) -> list[dict[str, Any] | Exception]:
         """Answers (or the exception of each failed row), durable in the log on return."""
+        if not jobs:
+            return []
         models, store, plog = self.models, self.store, self.log
         if models is None or store is None or plog is None:
             raise NotReady("model, feature store or prediction log not loaded yet")

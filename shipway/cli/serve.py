@@ -18,9 +18,12 @@ app.add_typer(predict_app, name="predict")
 SERVICE = "services.prediction:PredictionService"
 
 
-def service_env(settings: Settings, usecase: str, **overrides: str) -> dict[str, str]:
-    """The environment of a service process: resolved locations, use case, overrides."""
-    env = dict(os.environ)
+def service_env(
+    settings: Settings, usecase: str, base: dict[str, str] | None = None, **overrides: str
+) -> dict[str, str]:
+    """The environment of a service process: ``base`` (default: ours), resolved locations,
+    the use case, then ``overrides`` (``SHIPWAY_*`` knobs such as the challenger mode)."""
+    env = dict(os.environ if base is None else base)
     env.update(
         SHIPWAY_ROOT=str(settings.root),
         SHIPWAY_STATE_DIR=str(settings.state),
@@ -77,7 +80,8 @@ def serve_cmd(
         f"(OpenAPI at /, metrics at /metrics; registry {settings.tracking_uri})"
     )
     cmd = serve_command(port, host)
-    proc = subprocess.run(cmd, cwd=settings.root, env=service_env(settings, spec.name, **overrides))
+    env = service_env(settings, spec.name, None, **overrides)
+    proc = subprocess.run(cmd, cwd=settings.root, env=env)
     raise typer.Exit(proc.returncode)
 
 
