@@ -57,8 +57,9 @@ def repo_data() -> Path:
     import subprocess
 
     for args in (["dvc", "repro", "features"], ["dvc", "push", "-q"]):
-        proc = subprocess.run(args, cwd=ROOT, env=tool_env(), capture_output=True, text=True,
-                              timeout=900)
+        proc = subprocess.run(
+            args, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=900
+        )
         assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
     return ROOT / "data"
 
@@ -105,13 +106,39 @@ def events(hotel_data: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def trained(settings: Settings, feast_store) -> dict:  # noqa: ANN001
+def trained(settings: Settings, feast_store) -> dict:
     """A champion of hotel_rates in the session registry, trained on data revision HEAD."""
     from pipelines.runner import run_in_process
 
     result = run_in_process(settings, "hotel_rates", "HEAD", settings.state / "train-0")
     assert result["gate_passed"], result["failures"]
     return result
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis server for the cluster-mode online store."""
+    from tests.servers import redis_binary, redis_server
+
+    require(
+        redis_binary() is not None,
+        "redis-server is not installed (apt-get install redis-server; .ci/run does)",
+    )
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the Feast SQL registry, MLflow and the prediction log."""
+    from tests.servers import pg_bindir, postgres_server
+
+    require(
+        pg_bindir() is not None,
+        "PostgreSQL server is not installed (apt-get install postgresql; .ci/run does)",
+    )
+    with postgres_server() as url:
+        yield url
 
 
 def copy_tree(dst: Path, *names: str) -> None:
