@@ -26,15 +26,17 @@ def model_frame(spec: UseCaseSpec, df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in spec.request_field_names if c not in df.columns]
     if missing:
         raise KeyError(f"missing request field(s): {', '.join(missing)}")
-    out = pd.DataFrame(index=df.index)
     types = {c.name: c.dtype for c in spec.request_fields}
+    columns: dict[str, pd.Series] = {}
     for name in spec.model_feature_names:
         col = df[name] if name in df.columns else pd.Series(np.nan, index=df.index)
         if types.get(name) is DType.str:
-            out[name] = col.astype("object").where(col.notna(), MISSING_CATEGORY).astype(str)
+            columns[name] = col.astype("object").where(col.notna(), MISSING_CATEGORY).astype(str)
         else:
-            out[name] = pd.to_numeric(col, errors="coerce").astype(np.float32)
-    return out
+            columns[name] = pd.to_numeric(col, errors="coerce").astype(np.float32)
+    # one constructor call, not a column insert per feature: the same frame, several times
+    # faster on the single-row serving path (inserts dominated its latency)
+    return pd.DataFrame(columns, index=df.index)
 
 
 def target_vector(spec: UseCaseSpec, df: pd.DataFrame) -> np.ndarray:
