@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format data features train compile tools chart-sync chart-lint image clean
+.PHONY: help venv demo test test-unit lint format data features train compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -67,6 +67,18 @@ chart-lint: $(STAMP) tools ## Chart + Dockerfile checks: helm lint, kubernetes-v
 
 image: ## Build the Shipway image (needs a container engine; none exists on the dev machines)
 	docker build -f docker/Dockerfile -t ghcr.io/shipway/shipway:0.1.0 .
+
+bench: bench-training bench-serving bench-drift ## Every benchmark against its same-run baseline, then one table of ratios
+	$(BIN)/python -m benchmarks.report
+
+bench-training: $(STAMP) ## kfp.local vs in-process pipeline; raw data -> champion
+	$(BIN)/python -m benchmarks.training
+
+bench-serving: $(STAMP) ## /predict latency + throughput vs a hand-written FastAPI baseline; batch job vs bare loop
+	$(BIN)/python -m benchmarks.serving
+
+bench-drift: $(STAMP) ## drift on 1M x 20 vs per-column scipy statistics
+	$(BIN)/python -m benchmarks.drift
 
 clean: ## Remove local runtime state (.shipway/), keeping the virtualenv and DVC cache
 	rm -rf .shipway
