@@ -198,7 +198,8 @@ class Engine:
         self, served: ServedModel, feats: scoring.Features, idx: list[int], jobs: Sequence[Job]
     ) -> Any:
         try:
-            return scoring.predict(self.spec, served.model, feats.x.iloc[idx])
+            x = feats.x if len(idx) == len(feats.x) else feats.x.iloc[idx]
+            return scoring.predict(self.spec, served.model, x)
         except Exception:
             log.exception(
                 "shipway: %s v%s (%s) failed to score %d row(s); request ids %s",

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
@@ -69,17 +68,14 @@ def test_split_is_deterministic_and_proportional() -> None:
 
 
 def test_missing_policy_fills_declared_defaults(spec: UseCaseSpec) -> None:
-    frame = pd.DataFrame(
-        {
-            "agent_adr_mean_90d": [150.0, None],
-            "agent_bookings_90d": [3.0, None],
-            "agent_bookings_365d": [9.0, None],
-            "agent_lead_time_mean_90d": [20.0, None],
-            "country_adr_mean_90d": [None, 99.0],
-            "country_bookings_90d": [None, 4.0],
-        }
-    )
-    missing, per_entity = fill_missing(spec, frame)
+    data: dict[str, list[Any]] = {
+        "agent_adr_mean_90d": [150.0, None],
+        "agent_bookings_90d": [3.0, None],
+        "agent_bookings_365d": [9.0, float("nan")],
+        "agent_lead_time_mean_90d": [20.0, None],
+        "country_adr_mean_90d": [None, 99.0],  # country_bookings_90d absent altogether
+    }
+    missing, per_entity = fill_missing(spec, data, 2)
     assert missing == [
         ["country_adr_mean_90d", "country_bookings_90d"],
         [
@@ -87,13 +83,14 @@ def test_missing_policy_fills_declared_defaults(spec: UseCaseSpec) -> None:
             "agent_bookings_90d",
             "agent_bookings_365d",
             "agent_lead_time_mean_90d",
+            "country_bookings_90d",
         ],
     ]
-    assert per_entity == {"agent": 1, "country": 1}
-    assert frame.loc[1, "agent_adr_mean_90d"] == 104.9  # the spec's declared default
-    assert frame.loc[1, "agent_bookings_90d"] == 0.0
-    assert frame.loc[0, "country_adr_mean_90d"] == 104.9
-    assert frame.loc[0, "agent_adr_mean_90d"] == 150.0
+    assert per_entity == {"agent": 1, "country": 2}
+    assert data["agent_adr_mean_90d"] == [150.0, 104.9]  # the spec's declared default
+    assert data["agent_bookings_365d"] == [9.0, 0.0]
+    assert data["country_adr_mean_90d"] == [104.9, 99.0]
+    assert data["country_bookings_90d"] == [0.0, 0.0]
 
 
 def test_decide_is_classification_only(spec: UseCaseSpec) -> None:
