@@ -118,7 +118,7 @@ def trained(settings: Settings, feast_store) -> dict:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real Redis server for the cluster-mode online store."""
-    from tests.servers import redis_binary, redis_server
+    from servers import redis_binary, redis_server
 
     require(
         redis_binary() is not None,
@@ -131,7 +131,7 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server for the Feast SQL registry, MLflow and the prediction log."""
-    from tests.servers import pg_bindir, postgres_server
+    from servers import pg_bindir, postgres_server
 
     require(
         pg_bindir() is not None,
