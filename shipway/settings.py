@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         default=64, gt=1, description="Most rows scored in one coalesced batch."
     )
     batch_max_latency_ms: int = Field(
-        default=1000,
+        default=10_000,
         gt=0,
         description="BentoML adaptive batching of /predict_batch: the longest a request may "
         "wait in the batch queue before it is refused as overloaded.",
