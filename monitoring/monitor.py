@@ -1,0 +1,288 @@
+"""The drift and performance monitor: one window of the prediction log vs the champion.
+
+``run_window`` reads the window (by log time ``ts`` or business time ``event_time`` — a
+replay of historical bookings logs them "now", so only event time shows the season),
+compares served inputs and champion predictions with the champion's reference
+(``monitoring.drift``), scores the champion on the rows with feedback against its
+validation metric (``monitoring.performance``), compares a challenger on the same traffic
+(``monitoring.challenger``), writes the reports (``monitoring.report``) and, when given
+``MonitorMetrics``, exports the Prometheus gauges. ``run_forever`` repeats it on a schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monitoring.challenger import Comparison, compare_window
+from monitoring.drift import DEFAULT_MAX_ROWS, PREDICTION, DriftResult, compute_drift
+from monitoring.exporter import MonitorMetrics
+from monitoring.performance import Performance, live_performance
+from monitoring.reference import Reference, load_reference, monitoring_dir
+from monitoring.report import window_dirname, write_window
+from shipway.modelframe import model_frame
+from shipway.predictionlog import PredictionLog
+from shipway.settings import Settings
+from shipway.spec import UseCaseSpec
+
+log = logging.getLogger(__name__)
+MIN_DRIFT_ROWS = 30
+"""Fewer served rows than this: no drift verdict (a handful of rows is not a distribution)."""
+
+
+@dataclass
+class WindowResult:
+    """Everything one monitoring window found; ``to_dict`` is its results.json."""
+
+    usecase: str
+    window: dict[str, str]
+    model: dict[str, Any]
+    rows: dict[str, int]
+    drift: DriftResult | None
+    performance: Performance | None
+    challenger: Comparison | None
+    spec_thresholds: dict[str, float]
+    report_path: Path | None = None
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def drift_detected(self) -> bool:
+        return self.drift is not None and self.drift.dataset_drift
+
+    @property
+    def degraded(self) -> bool:
+        return self.performance is not None and self.performance.degraded
+
+    @property
+    def rows_evaluated(self) -> int:
+        """Served rows compared with the reference (the drift sample's source)."""
+        return self.rows["served"]
+
+    @property
+    def outcome(self) -> str:
+        if self.degraded:
+            return "degraded"
+        if self.drift_detected:
+            return "drift"
+        return "ok" if self.drift is not None else "no_data"
+
+    @property
+    def summary_path(self) -> Path | None:
+        return self.report_path.with_name("summary.html") if self.report_path else None
+
+    def summary(self) -> str:
+        """A few human lines: what was compared, what was found, where the report is."""
+        w, m = self.window, self.model
+        lines = [
+            f"{self.usecase} window {w['start']} -> {w['end']} (by {w['by']}): "
+            f"{self.rows['served']} served rows, {self.rows['labelled']} with feedback; "
+            f"reference {m['name']} v{m['version']}",
+        ]
+        if self.drift is None:
+            lines.append(f"drift: not assessed (fewer than {MIN_DRIFT_ROWS} served rows)")
+        else:
+            d = self.drift
+            top = sorted(d.features, key=lambda f: -f.score)[:5]
+            lines.append(
+                f"drift: {len(d.drifted)}/{len(d.features)} features drifted "
+                f"({d.share:.0%}, threshold {d.threshold:.0%}) -> "
+                f"{'DRIFT' if d.dataset_drift else 'no drift'}; strongest: "
+                + ", ".join(f"{f.name} {f.score:.2f}" for f in top)
+            )
+            if d.prediction is not None:
+                lines.append(
+                    f"prediction drift: {d.prediction.method} {d.prediction.score:.3f} "
+                    f"({'drifted' if d.prediction.drifted else 'stable'})"
+                )
+        p = self.performance
+        if p is not None and p.live is not None:
+            lines.append(
+                f"live {p.metric}: {p.live:.4g} vs validation {p.validation:.4g} -> "
+                f"{p.drop_ratio:+.1%} worse (threshold {p.threshold:.0%})"
+                f"{' DEGRADED' if p.degraded else ''}"
+            )
+        elif p is not None:
+            lines.append(f"live performance: not yet ({p.rows} rows with feedback)")
+        c = self.challenger
+        if c is not None:
+            ci = "" if c.ci_low is None else f", 95% CI [{c.ci_low:.4g}, {c.ci_high:.4g}]"
+            lines.append(
+                f"challenger v{c.challenger_version} vs champion v{c.champion_version} "
+                f"({c.design}, {min(c.rows_champion, c.rows_challenger)} rows): {c.verdict}{ci}"
+            )
+        if self.report_path is not None:
+            lines.append(f"report: {self.summary_path}  (Evidently: {self.report_path})")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "usecase": self.usecase,
+            "window": self.window,
+            "model": self.model,
+            "rows": self.rows,
+            "rows_evaluated": self.rows_evaluated,
+            "outcome": self.outcome,
+            "drift_detected": self.drift_detected,
+            "degraded": self.degraded,
+            "drift": self.drift.to_dict() if self.drift else None,
+            "performance": self.performance.to_dict() if self.performance else None,
+            "challenger": self.challenger.to_dict() if self.challenger else None,
+            "spec_thresholds": self.spec_thresholds,
+            "report_path": str(self.report_path) if self.report_path else None,
+            "generated_at": self.generated_at,
+        }
+
+
+def _utc(t: datetime | str | None, default: datetime) -> datetime:
+    if t is None:
+        return default
+    ts = pd.Timestamp(t)
+    return (ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)).to_pydatetime()
+
+
+def window_bounds(
+    spec: UseCaseSpec,
+    start: datetime | str | None,
+    end: datetime | str | None,
+    length: str | None = None,
+) -> tuple[datetime, datetime]:
+    """[start, end) in UTC; defaults: end = now, start = end - the spec's window."""
+    e = _utc(end, datetime.now(UTC))
+    offset = pd.tseries.frequencies.to_offset(length or spec.monitoring.window)
+    s = _utc(start, (pd.Timestamp(e) - offset).to_pydatetime())
+    if s >= e:
+        raise ValueError(f"empty window: start {s.isoformat()} is not before end {e.isoformat()}")
+    return s, e
+
+
+def current_frame(spec: UseCaseSpec, rows: pd.DataFrame) -> pd.DataFrame:
+    """Logged rows as the model saw them (the reference's columns and types)."""
+    feats = rows[[c for c in rows.columns if c.startswith("f.")]]
+    frame = model_frame(spec, feats.rename(columns=lambda c: c[2:]))
+    frame[PREDICTION] = rows["prediction"].to_numpy(dtype=float)
+    return frame
+
+
+LOG_COLUMNS = ["request_id", "mode", "variant", "model_version", "prediction", "actual"]
+
+
+def _assess(
+    spec: UseCaseSpec, ref: Reference, window: pd.DataFrame, max_rows: int | None
+) -> tuple[dict[str, int], DriftResult | None, Any, Performance | None, Comparison | None]:
+    """Measure one window: row counts, drift, live performance and the challenger.
+
+    Drift uses every *served* row (split traffic is a random share of the same inputs) but
+    only the champion's predictions; performance uses the champion's labelled rows.
+    """
+    if window.empty:
+        window = pd.DataFrame(columns=LOG_COLUMNS)
+    served = window[window["mode"] == "served"]
+    is_champ = served["variant"].eq("champion")
+    actual = pd.to_numeric(served["actual"][is_champ], errors="coerce").astype(float)
+    rows = {
+        "logged": len(window),
+        "served": len(served),
+        "shadow": int((window["mode"] == "shadow").sum()),
+        "labelled": int(actual.notna().sum()),
+    }
+    drift, snapshot = None, None
+    if len(served) >= MIN_DRIFT_ROWS:
+        cur = current_frame(spec, served)
+        cur[PREDICTION] = cur[PREDICTION].where(is_champ.to_numpy())
+        drift, snapshot = compute_drift(spec, ref.frame, cur, max_rows=max_rows)
+    pred = served["prediction"][is_champ].to_numpy(dtype=float)
+    validation = ref.validation.get(spec.acceptance.metric)
+    perf = live_performance(spec, actual.to_numpy(), pred, validation)
+    return rows, drift, snapshot, perf, compare_window(spec, window)
+
+
+def run_window(
+    settings: Settings,
+    spec: UseCaseSpec,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    by: str = "ts",
+    *,
+    length: str | None = None,
+    metrics: MonitorMetrics | None = None,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    plog: PredictionLog | None = None,
+    write: bool = True,
+) -> WindowResult:
+    """Monitor one window of the prediction log against the current champion's reference.
+
+    ``by`` is ``ts`` (when it was logged) or ``event_time`` (the business time the
+    prediction was about). Writes report.html, summary.html and results.json under
+    ``<state>/monitoring/<usecase>/<window-end>/`` unless ``write`` is False.
+    """
+    if by not in ("ts", "event_time"):
+        raise ValueError(f"by must be 'ts' or 'event_time', not {by!r}")
+    s, e = window_bounds(spec, start, end, length)
+    ref = load_reference(settings, spec)
+    window = (plog or PredictionLog(settings.prediction_log)).window(spec.name, s, e, by=by)
+    rows, drift, snapshot, perf, challenger = _assess(spec, ref, window, max_rows)
+    result = WindowResult(
+        usecase=spec.name,
+        window={"start": s.isoformat(), "end": e.isoformat(), "by": by},
+        model={
+            "name": ref.model_name,
+            "version": ref.version,
+            "run_id": ref.run_id,
+            "reference_uri": ref.uri,
+            "trained_at": ref.trained_at.isoformat() if ref.trained_at else None,
+            "served_versions": sorted(window["model_version"].astype(str).unique().tolist())
+            if len(window)
+            else [],
+        },
+        rows=rows,
+        drift=drift,
+        performance=perf,
+        challenger=challenger,
+        spec_thresholds={
+            "drift_share": spec.monitoring.drift_share_threshold,
+            "performance_drop": spec.monitoring.performance_drop_threshold,
+        },
+    )
+    if write:
+        directory = monitoring_dir(settings, spec) / window_dirname(e)
+        result.report_path = directory / "report.html"
+        write_window(directory, result.to_dict(), result.summary(), snapshot)
+    if metrics is not None:
+        metrics.publish(result)
+    log.info("%s", result.summary())
+    return result
+
+
+def run_forever(
+    settings: Settings,
+    spec: UseCaseSpec,
+    metrics: MonitorMetrics,
+    *,
+    interval: float,
+    by: str = "ts",
+    length: str | None = None,
+    on_result: Any = None,
+    stop: Any = None,
+) -> None:
+    """Run a window ending "now" every ``interval`` seconds until ``stop()`` is true.
+
+    A failing run is counted (outcome ``error``) and logged, never fatal: the next run may
+    succeed, and ShipwayMonitorNotRunning reports a monitor that keeps failing.
+    """
+    metrics.init_usecase(spec.name)
+    while stop is None or not stop():
+        began = time.monotonic()
+        try:
+            result = run_window(settings, spec, by=by, length=length, metrics=metrics)
+            if on_result is not None:
+                on_result(result)
+        except Exception:
+            log.exception("monitor run for %s failed", spec.name)
+            metrics.failed(spec.name)
+        time.sleep(max(0.0, interval - (time.monotonic() - began)))

@@ -1,0 +1,112 @@
+"""The champion's monitoring reference: what the model was validated on, from MLflow.
+
+Every registered version logs ``reference/reference.parquet`` (validation rows as model
+frame, plus ``prediction``, ``actual``, ``event_timestamp`` and entity keys) and the
+run metrics ``validation_<metric>``. Drift and performance are measured against exactly
+these, so "drift" means "different from what the gate accepted", not from some other
+sample. Downloads are cached per version under the state dir: a looping monitor must not
+fetch the same artifact every few minutes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.steps import metrics, registry
+from shipway.settings import Settings
+from shipway.spec import UseCaseSpec
+
+REFERENCE_FILE = "reference.parquet"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A model version and the data it was validated on."""
+
+    model_name: str
+    version: str
+    run_id: str
+    uri: str
+    """Where the reference artifact came from (``runs:/<run>/reference/reference.parquet``)."""
+    frame: pd.DataFrame
+    validation: dict[str, float]
+    """Validation metrics of the run (``validation_<metric>`` without the prefix)."""
+    trained_at: datetime | None
+
+
+def monitoring_dir(settings: Settings, spec: UseCaseSpec) -> Path:
+    """Root of everything the monitor writes for a use case."""
+    return settings.state / "monitoring" / spec.name
+
+
+def _reference_uri(tags: dict[str, str], run_id: str) -> str:
+    """The ``reference`` tag when the registry step sets it, else the run's artifact path."""
+    return tags.get("reference") or f"runs:/{run_id}/reference/{REFERENCE_FILE}"
+
+
+def _trained_at(tags: dict[str, str], run_start_ms: int | None) -> datetime | None:
+    if tags.get("trained_at"):
+        return datetime.fromisoformat(tags["trained_at"])
+    if run_start_ms:
+        return datetime.fromtimestamp(run_start_ms / 1000, UTC)
+    return None
+
+
+def load_reference(settings: Settings, spec: UseCaseSpec, version: str | None = None) -> Reference:
+    """The reference of ``version`` (default: the current champion), cached on disk.
+
+    Raises ``LookupError`` when there is no champion (nothing is served, so there is
+    nothing to monitor) or the version has no reference artifact (trained before the
+    reference was logged).
+    """
+    import mlflow.artifacts
+
+    client = registry.connect(settings.tracking_uri)
+    name = spec.registered_model_name
+    if version is None:
+        mv = registry.alias_version(client, name, registry.CHAMPION)
+        if mv is None:
+            raise LookupError(f"{name} has no champion in {settings.tracking_uri}")
+    else:
+        mv = client.get_model_version(name, str(version))
+    run_id = str(mv.run_id or mv.tags.get("run_id"))
+    uri = _reference_uri(dict(mv.tags), run_id)
+    cache = monitoring_dir(settings, spec) / "references" / f"v{mv.version}" / REFERENCE_FILE
+    if not cache.is_file():
+        tmp = cache.parent / "download"
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(tmp), tracking_uri=settings.tracking_uri
+            )
+        except Exception as exc:  # MLflow raises several types for a missing artifact
+            raise LookupError(f"{name} v{mv.version} has no reference at {uri}: {exc}") from exc
+        shutil.move(path, cache)
+        shutil.rmtree(tmp, ignore_errors=True)
+    frame = pd.read_parquet(cache)
+    run = client.get_run(run_id)
+    validation = {
+        k.removeprefix("validation_"): float(v)
+        for k, v in run.data.metrics.items()
+        if k.startswith("validation_")
+    }
+    if spec.acceptance.metric not in validation:  # older runs: recompute from the reference
+        validation.update(
+            metrics.quality(
+                spec, frame["actual"].to_numpy(np.float64), frame["prediction"].to_numpy()
+            )
+        )
+    return Reference(
+        model_name=name,
+        version=str(mv.version),
+        run_id=run_id,
+        uri=uri,
+        frame=frame,
+        validation=validation,
+        trained_at=_trained_at(dict(mv.tags), run.info.start_time),
+    )
