@@ -114,6 +114,22 @@ class GateRecord:
         """One line per failed criterion (what failed and by how much)."""
         return "\n".join(c.summary() for c in self.failures) or "all criteria passed"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateRecord:
+        """Rebuild a record from its JSON (``to_dict``); the hash is recomputed, not trusted.
+
+        Readers that need to know whether the stored hash still matches call ``verify`` on
+        the raw dict first: rebuilding alone would silently bless an edited file.
+        """
+        return cls(
+            gate=data["gate"],
+            subject=dict(data["subject"]),
+            criteria=[Criterion(**c) for c in data["criteria"]],
+            facts=dict(data.get("facts") or {}),
+            created_at=data["created_at"],
+            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+        )
+
 
 def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
@@ -123,15 +139,29 @@ def content_hash(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
 
 
+def record_files(record: GateRecord) -> dict[str, bytes]:
+    """The two files of a record, ``<gate>-<hash16>.json`` and ``.md``, by name.
+
+    One naming and serialisation for every store (local folder, MLflow artifacts), so a
+    record has the same bytes and the same name wherever the audit trail keeps it.
+    """
+    d = record.to_dict()
+    stem = f"{record.gate}-{d['content_hash'].split(':')[1][:16]}"
+    return {
+        f"{stem}.json": (json.dumps(d, indent=2, sort_keys=True, default=str) + "\n").encode(),
+        f"{stem}.md": record.to_markdown().encode(),
+    }
+
+
 def write_record(record: GateRecord, directory: Path) -> tuple[Path, Path]:
     """Write ``<gate>-<hash>.json`` and ``.md``; never overwrite (append-only)."""
     directory.mkdir(parents=True, exist_ok=True)
-    d = record.to_dict()
-    stem = f"{record.gate}-{d['content_hash'].split(':')[1][:16]}"
-    jpath, mpath = directory / f"{stem}.json", directory / f"{stem}.md"
+    files = record_files(record)
+    jname, mname = sorted(files, key=lambda n: not n.endswith(".json"))
+    jpath, mpath = directory / jname, directory / mname
     if not jpath.exists():
-        jpath.write_text(json.dumps(d, indent=2, sort_keys=True, default=str) + "\n")
-        mpath.write_text(record.to_markdown())
+        jpath.write_bytes(files[jname])
+        mpath.write_bytes(files[mname])
     return jpath, mpath
 
 

@@ -205,21 +205,24 @@ def register_task(
         workdir=workdir,
         dataset_source=str((sets / "train.parquet").resolve()),
     )
+    from shipway.governance.registration import govern_registration
+
+    # governance: use-case approval + data readiness on this run's splits, trail, cards
+    gov = govern_registration(client, spec, meta, sets, mv, record)
     name = spec.registered_model_name
-    registry.set_alias(client, name, registry.CHALLENGER, mv.version)
-    promoted = False
-    blocked = promotion_blocked(spec, record)
-    if record.passed and not blocked:
-        registry.set_alias(client, name, registry.CHAMPION, mv.version)
-        promoted = True
+    if gov.gates_passed:  # a challenger can answer live traffic: governed versions only
+        registry.set_alias(client, name, registry.CHALLENGER, mv.version)
+    promoted = gov.promote(client, kfp_run_id)  # recorded; the spec's rule decides
+    blocked = promotion_blocked(spec, record) or _governance_block(gov, record, promoted)
     result = {
         "model": name,
         "version": mv.version,
         "run_id": run_id,
         "promoted": promoted,
         "gate_passed": record.passed,
-        "failures": [c.summary() for c in record.failures],
+        "failures": [c.summary() for c in record.failures] + gov.failures,
         "promotion_blocked": blocked,
+        "governance": {g: r.passed for g, r in gov.records.items()},
         **lineage,
     }
     log.info(
@@ -231,6 +234,20 @@ def register_task(
         else (blocked or "gate FAILED") + ", champion unchanged",
     )
     return result
+
+
+def _governance_block(gov: Any, record: GateRecord, promoted: bool) -> str:
+    """Why governance kept a version that passed its gate from champion ('' if it did not)."""
+    if promoted or not record.passed:
+        return ""
+    if not gov.gates_passed:
+        return "not promoted and given no alias: " + "; ".join(gov.failures)
+    g = gov.spec.governance
+    return (
+        f"not promoted by the pipeline (risk level {gov.spec.risk_level.value}, auto_promote "
+        f"{g.auto_promote}): run `shipway gate production-readiness`, then `shipway approve` "
+        "if required, then `shipway promote`"
+    )
 
 
 def promotion_blocked(spec: Any, record: GateRecord) -> str:

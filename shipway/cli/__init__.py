@@ -5,6 +5,7 @@ from __future__ import annotations
 from shipway.cli import data as _data  # noqa: F401  (registers commands)
 from shipway.cli import demo as _demo  # noqa: F401
 from shipway.cli import features as _features  # noqa: F401
+from shipway.cli import governance as _governance  # noqa: F401
 from shipway.cli import monitor as _monitor  # noqa: F401
 from shipway.cli import serve as _serve  # noqa: F401
 from shipway.cli import train as _train  # noqa: F401

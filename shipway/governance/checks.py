@@ -1,0 +1,103 @@
+"""Run one gate end to end: gather its facts, judge them, append the record, link it.
+
+The training pipeline runs the first three gates itself (``registration``); these are
+the same gates on demand (``shipway gate ...``), plus the two that need a deployed
+world: production readiness and the post-deployment review.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from shipway.evidence import GateRecord, verify
+from shipway.governance import MODEL_VALIDATION, gates, probes
+from shipway.governance.facts import collect
+from shipway.governance.provenance import WORKSPACE, readiness_at
+from shipway.governance.review import review_facts
+from shipway.governance.trail import trail_for
+from shipway.governance.versions import GovernanceError, link, read_uri, subject
+from shipway.lineage import data_version
+from shipway.settings import Settings
+from shipway.spec import UseCaseSpec
+
+
+def _record(
+    settings: Settings, client: Any, spec: UseCaseSpec, record: GateRecord, mv: Any = None
+) -> str:
+    run_id = mv.run_id if mv is not None else None
+    uri = trail_for(settings, spec.name, run_id=run_id, client=client).append(record)
+    if mv is not None:
+        link(client, mv, record.gate, uri)
+    return uri
+
+
+def use_case_approval(
+    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any = None
+) -> tuple[GateRecord, str]:
+    subj = subject(mv, spec.name) if mv is not None else {"usecase": spec.name}
+    record = gates.use_case_approval(spec, subj)
+    return record, _record(settings, client, spec, record, mv)
+
+
+def data_readiness(settings: Settings, client: Any, spec: UseCaseSpec) -> tuple[GateRecord, str]:
+    """The gate on the working tree's data: readiness report, and the events table and
+    feature tables that training reads (PII must not be in any of them)."""
+    features = settings.usecase_data(spec.name) / "features"
+    if not features.is_dir():
+        raise GovernanceError(f"no feature data at {features} (run `dvc repro features`)")
+    frames = {p.stem: pd.read_parquet(p) for p in sorted(features.glob("*.parquet"))}
+    if "events" in frames:  # the rows training fits on: representation is judged there
+        frames = {"train": frames.pop("events"), **frames}
+    version = data_version(settings.root, settings.data, spec.name)
+    proof = readiness_at(str(settings.root), WORKSPACE, spec.name)
+    subj = {"usecase": spec.name, "data_version": version, "git_rev": WORKSPACE}
+    record = gates.data_readiness(spec, subj, proof, frames, version)
+    return record, _record(settings, client, spec, record)
+
+
+def model_validation(
+    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any
+) -> tuple[GateRecord, str]:
+    """Link the pipeline's model-validation record (verified first, never re-decided)."""
+    uri = f"runs:/{mv.run_id}/evidence/model_validation.json"
+    try:
+        data = json.loads(read_uri(uri, client))
+    except (OSError, ValueError) as exc:
+        raise GovernanceError(
+            f"{mv.name}@{mv.version} has no model-validation record: {exc}"
+        ) from exc
+    if not verify(data):
+        raise GovernanceError(f"{uri} was modified after it was recorded (hash mismatch)")
+    record = GateRecord.from_dict(data)
+    trail_for(settings, spec.name, run_id=mv.run_id, client=client).append(record)
+    link(client, mv, MODEL_VALIDATION, uri)
+    return record, uri
+
+
+def production_readiness(
+    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, port: int
+) -> tuple[GateRecord, str]:
+    facts = collect(settings, client, spec, mv)
+    bento = probes.build_bento(settings, spec)
+    found = {
+        "prerequisites": {g: facts.passed(g) for g in gates.prerequisite_gates()},
+        "bento": bento,
+        "smoke": probes.smoke(settings, spec, mv, client, bento.get("tag"), port),
+        "reference": probes.reference(client, mv),
+        "rules": probes.alert_rules(settings),
+        "rollback": probes.rollback(client, spec, mv),
+    }
+    record = gates.production_readiness(spec, subject(mv, spec.name), found)
+    return record, _record(settings, client, spec, record, mv)
+
+
+def post_deployment_review(
+    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, now: datetime | None = None
+) -> tuple[GateRecord, str]:
+    facts = review_facts(settings, client, spec, mv, now)
+    record = gates.post_deployment_review(spec, subject(mv, spec.name), facts)
+    return record, _record(settings, client, spec, record, mv)

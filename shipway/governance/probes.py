@@ -1,0 +1,310 @@
+"""The production-readiness gate's probes: each runs the real thing and reports a dict.
+
+* ``build_bento``: ``bentoml build -f services/bentofile.yaml`` from the repository root;
+* ``smoke``: ``bentoml serve <that bento>`` with the *candidate* as champion of a scratch
+  registry and a scratch prediction log (so the production registry's aliases never move
+  and smoke traffic never reaches the real log or monitoring), real requests, the
+  client-side latency, and proof that the answer came from the candidate: the served
+  prediction equals the candidate's own prediction on the logged features;
+* ``reference``: the version's monitoring reference artifact loads and has rows;
+* ``alert_rules``: ``monitoring/prometheus/rules.yml`` parses and, when ``promtool`` is
+  installed, ``promtool check rules`` accepts it;
+* ``rollback``: which version rollback would restore if the candidate is promoted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipway.governance.versions import (
+    champion,
+    eligible,
+    ever_champion,
+    previous_champion,
+    read_uri,
+)
+from shipway.settings import Settings
+from shipway.spec import UseCaseSpec
+
+BENTOFILE = "services/bentofile.yaml"
+RULES = "monitoring/prometheus/rules.yml"
+
+
+def _service_env(settings: Settings, spec: UseCaseSpec, **overrides: str) -> dict[str, str]:
+    from shipway.cli.serve import service_env
+
+    return service_env(settings, spec.name, None, **overrides)
+
+
+def build_bento(settings: Settings, spec: UseCaseSpec, timeout: float = 600) -> dict[str, Any]:
+    """Build the Bento; ``tag`` is what ``bentoml serve`` and a container build take."""
+    from shipway.cli.app import venv_bin
+
+    t0 = time.monotonic()
+    cmd = [str(Path(venv_bin()) / "bentoml"), "build", "-f", BENTOFILE, "-o", "tag", "."]
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=settings.root,
+            env=_service_env(settings, spec),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"ok": False, "tag": None, "detail": f"bentoml build did not run: {exc}"}
+    seconds = round(time.monotonic() - t0, 1)
+    tag = next(
+        (ln.split("__tag__:", 1)[1].strip() for ln in proc.stdout.splitlines() if "__tag__:" in ln),
+        None,
+    )
+    if proc.returncode != 0 or not tag:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {
+            "ok": False,
+            "tag": None,
+            "seconds": seconds,
+            "detail": f"bentoml build failed ({proc.returncode}): {' | '.join(tail)}",
+        }
+    return {"ok": True, "tag": tag, "seconds": seconds, "detail": f"built in {seconds}s"}
+
+
+def _scratch_registry(client: Any, mv: Any, root: Path) -> str:
+    """A throwaway registry whose champion is a copy of the candidate's model files."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    files = mlflow.artifacts.download_artifacts(
+        f"models:/{mv.name}/{mv.version}", dst_path=str(root / "model")
+    )
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    scratch = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    scratch.create_registered_model(mv.name)
+    v = scratch.create_model_version(mv.name, source=files, tags={"candidate": str(mv.version)})
+    scratch.set_registered_model_alias(mv.name, "champion", v.version)
+    return uri
+
+
+def _bodies(settings: Settings, spec: UseCaseSpec, n: int) -> list[dict[str, Any]]:
+    """Real events from after the training window; the spec's example row if none."""
+    from services.demo import future_bookings, request_body
+    from services.engine import probe_row
+
+    try:
+        rows = future_bookings(settings, spec, n)
+        return [request_body(spec, r) for _, r in rows.iterrows()]
+    except (ValueError, OSError):
+        return [probe_row(spec)]
+
+
+def _served_equals_candidate(
+    settings: Settings, spec: UseCaseSpec, mv: Any, log_uri: str, request_ids: list[str]
+) -> tuple[bool, float]:
+    """Recompute the candidate's prediction on the logged features of smoke requests."""
+    import mlflow
+    import pandas as pd
+
+    from pipelines.steps import learner
+    from shipway.modelframe import model_frame
+    from shipway.predictionlog import PredictionLog
+
+    plog = PredictionLog(log_uri)
+    rows = [r for r in (plog.get(i) for i in request_ids[:20]) if r is not None]
+    if not rows:
+        return False, float("nan")
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    model = mlflow.sklearn.load_model(f"models:/{mv.name}/{mv.version}")
+    frame = pd.DataFrame([r["features"] for r in rows])
+    mine = learner.predict(spec, model, model_frame(spec, frame))
+    served = np.array([r["prediction"] for r in rows])
+    diff = float(np.max(np.abs(mine - served)))
+    return diff <= 1e-6 * max(1.0, float(np.max(np.abs(served)))), diff
+
+
+def smoke(
+    settings: Settings,
+    spec: UseCaseSpec,
+    mv: Any,
+    client: Any,
+    bento_tag: str | None,
+    port: int,
+    requests: int = 30,
+) -> dict[str, Any]:
+    """Serve the candidate from the Bento, send real requests, time them, check the answers."""
+    import httpx
+
+    from services.demo import ServiceHandle, wait_ready
+    from shipway.cli.app import venv_bin
+
+    if not bento_tag:
+        return {"ok": False, "status": None, "detail": "no Bento to serve (build failed)"}
+    root = Path(tempfile.mkdtemp(prefix="shipway-smoke-"))
+    result: dict[str, Any] = {"ok": False, "status": None, "requests": 0, "bento": bento_tag}
+    handle: ServiceHandle | None = None
+    try:
+        env = _service_env(
+            settings,
+            spec,
+            SHIPWAY_MLFLOW_TRACKING_URI=_scratch_registry(client, mv, root),
+            SHIPWAY_PREDICTION_LOG_URI=str(root / "predictions.db"),
+            SHIPWAY_CHALLENGER_MODE="off",
+        )
+        log_path = root / "service.log"
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    str(Path(venv_bin()) / "bentoml"),
+                    "serve",
+                    bento_tag,
+                    "--port",
+                    str(port),
+                    "--host",
+                    "127.0.0.1",
+                ],
+                cwd=settings.root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        handle = ServiceHandle(proc, f"http://127.0.0.1:{port}", log_path)
+        wait_ready(handle, timeout=240)
+        headers = {}
+        if settings.api_token is not None:
+            headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+        bodies = _bodies(settings, spec, requests)
+        times, ids, statuses = [], [], []
+        with httpx.Client(base_url=handle.url, timeout=30, headers=headers) as http:
+            for body in bodies[:3]:  # warm-up: first calls load lazily
+                http.post("/predict", json=body)
+            for i in range(requests):
+                t0 = time.perf_counter()
+                resp = http.post("/predict", json=bodies[i % len(bodies)])
+                times.append((time.perf_counter() - t0) * 1000)
+                statuses.append(resp.status_code)
+                if resp.status_code == 200:
+                    ids.append(resp.json()["request_id"])
+        bad = [s for s in statuses if s != 200]
+        same, diff = _served_equals_candidate(settings, spec, mv, str(root / "predictions.db"), ids)
+        result.update(
+            requests=len(statuses),
+            status=bad[0] if bad else 200,
+            p99_ms=round(float(np.percentile(times, 99)), 3),
+            median_ms=round(float(np.median(times)), 3),
+            max_abs_diff=diff,
+            ok=not bad and same,
+            detail=(
+                f"{len(statuses) - len(bad)}/{len(statuses)} answered 200; served predictions "
+                + ("equal" if same else f"DIFFER from (max |diff| {diff:.3g})")
+                + f" the candidate v{mv.version}'s own"
+            ),
+        )
+    except Exception as exc:  # a service that never gets ready is exactly a failed smoke
+        result["detail"] = f"{type(exc).__name__}: {str(exc)[-800:]}"
+    finally:
+        if handle is not None:
+            handle.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def reference(client: Any, mv: Any) -> dict[str, Any]:
+    """The monitoring reference the version logged (``reference`` tag or the run's file)."""
+    import io
+
+    import pandas as pd
+
+    uri = (mv.tags or {}).get("reference") or f"runs:/{mv.run_id}/reference/reference.parquet"
+    try:
+        frame = pd.read_parquet(io.BytesIO(read_uri(uri, client)))
+    except Exception as exc:
+        return {"ok": False, "uri": uri, "rows": 0, "detail": f"not loadable: {exc}"}
+    need = {"prediction", "actual"}
+    ok = len(frame) > 0 and need <= set(frame.columns)
+    return {
+        "ok": ok,
+        "uri": uri,
+        "rows": len(frame),
+        "detail": f"{len(frame)} rows at {uri}"
+        + ("" if ok else f"; needs rows and columns {sorted(need)}"),
+    }
+
+
+def alert_rules(settings: Settings) -> dict[str, Any]:
+    """Alert rules exist, parse, and pass ``promtool check rules`` when it is installed."""
+    import yaml
+
+    path = settings.root / RULES
+    if not path.is_file():
+        return {"ok": False, "rules": 0, "detail": f"{RULES} not found"}
+    try:
+        groups = (yaml.safe_load(path.read_text()) or {}).get("groups") or []
+    except yaml.YAMLError as exc:
+        return {"ok": False, "rules": 0, "detail": f"{RULES} is not YAML: {exc}"}
+    rules = [r for g in groups for r in g.get("rules", [])]
+    alerts = sum(1 for r in rules if "alert" in r)
+    info: dict[str, Any] = {"rules": len(rules), "alerts": alerts, "path": RULES}
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        info.update(ok=alerts > 0, promtool="not installed", detail=f"{alerts} alerts; YAML only")
+        return info
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    ok = proc.returncode == 0 and alerts > 0
+    info.update(
+        ok=ok,
+        promtool="passed" if proc.returncode == 0 else "failed",
+        detail=f"{alerts} alerts; promtool check rules "
+        + ("passed" if proc.returncode == 0 else f"failed: {proc.stderr.strip()[-400:]}"),
+    )
+    return info
+
+
+def rollback(client: Any, spec: UseCaseSpec, mv: Any) -> dict[str, Any]:
+    """The version rollback would restore once the candidate is champion.
+
+    The current champion if it is another eligible version; else the newest eligible
+    former champion. For the very first model of a use case there is none: that is
+    recorded as a fact (``first_model``) rather than failing the gate forever.
+    """
+    current = champion(client, mv.name)
+    if (
+        current is not None
+        and str(current.version) != str(mv.version)
+        and eligible(current, spec)[0]
+    ):
+        return {
+            "target": str(current.version),
+            "first_model": False,
+            "detail": f"current champion v{current.version} stays available",
+        }
+    target = previous_champion(client, spec, mv)
+    if target is not None:
+        return {
+            "target": str(target.version),
+            "first_model": False,
+            "detail": f"former champion v{target.version}",
+        }
+    former = ever_champion(client, mv.name, exclude=str(mv.version))
+    if not former and (current is None or str(current.version) == str(mv.version)):
+        return {
+            "target": None,
+            "first_model": True,
+            "detail": "first model of this use case: no earlier champion exists, so rollback "
+            "would mean taking the service down; recorded as a fact",
+        }
+    return {
+        "target": None,
+        "first_model": False,
+        "detail": f"earlier champions {former or [current.version if current else '?']} "
+        "exist but none is eligible (rolled back, failed a gate or lacks a required approval)",
+    }

@@ -1,0 +1,188 @@
+"""Promotion to champion: the governed path (``shipway promote``) and the pipeline's.
+
+The rule, from the spec:
+
+* ``shipway promote``: the version passed use-case approval, data readiness and model
+  validation; its newest production-readiness record passed; the use case is approved
+  *now*; every linked record still verifies; and, when ``governance.approval_required_for``
+  lists the spec's risk level, a recorded human approval covers that very
+  production-readiness record.
+* the training pipeline may promote by itself only when ``governance.auto_promote`` is on
+  and the risk level needs no human approval; it records which gates it relied on.
+
+Every attempt, refused or not, is a ``promotion`` record in the trail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipway.evidence import Criterion, GateRecord
+from shipway.governance import (
+    DATA_READINESS,
+    MODEL_VALIDATION,
+    PRODUCTION_READINESS,
+    PROMOTION,
+    USE_CASE_APPROVAL,
+)
+from shipway.governance.approval import current_user
+from shipway.governance.facts import VersionFacts, collect
+from shipway.governance.gates import use_case_approval
+from shipway.governance.trail import trail_for
+from shipway.governance.versions import (
+    GovernanceError,
+    champion,
+    link,
+    mark_champion,
+    subject,
+)
+from shipway.settings import Settings
+from shipway.spec import UseCaseSpec
+
+
+def _gate(facts: VersionFacts, gate: str) -> Criterion:
+    p = facts.passed(gate)
+    status = "no record" if p is None else "passed" if p else "failed"
+    return Criterion(gate, p is True, status, detail=facts.uris.get(gate, ""))
+
+
+def approval_criterion(spec: UseCaseSpec, facts: VersionFacts) -> Criterion:
+    """A human approval, when the risk level needs one, covering the production-readiness
+    record being promoted on."""
+    if not spec.governance.approval_required(spec.risk_level):
+        return Criterion(
+            "human_approval",
+            True,
+            "not required",
+            detail=f"risk level {spec.risk_level.value} is not in approval_required_for",
+        )
+    pr = facts.records.get(PRODUCTION_READINESS)
+    valid = [a for a in facts.approvals if a.get("passed")]
+    if not valid:
+        return Criterion(
+            "human_approval",
+            False,
+            "missing",
+            detail=f"risk level {spec.risk_level.value} requires a recorded human approval "
+            f"(shipway approve {facts.name}@{facts.version} --by NAME --comment ...)",
+        )
+    last = valid[-1]
+    seen = last["facts"].get("evidence_seen", {}).get(PRODUCTION_READINESS)
+    if pr is None or seen != pr.get("content_hash"):
+        return Criterion(
+            "human_approval",
+            False,
+            last["facts"].get("approver"),
+            detail="the approval does not cover the current production-readiness record "
+            "(approve again after the gate ran)",
+        )
+    return Criterion(
+        "human_approval",
+        True,
+        last["facts"].get("approver"),
+        detail=f"{last['facts'].get('approved_at')}: {last['facts'].get('comment')}",
+    )
+
+
+def promotion_criteria(
+    spec: UseCaseSpec, facts: VersionFacts, current: Any | None
+) -> list[Criterion]:
+    """The rule of ``shipway promote`` (see the module docstring)."""
+    crit = [_gate(facts, g) for g in (USE_CASE_APPROVAL, DATA_READINESS, MODEL_VALIDATION)]
+    crit.append(_gate(facts, PRODUCTION_READINESS))
+    now = use_case_approval(spec, {"usecase": spec.name})
+    crit.append(
+        Criterion(
+            "use_case_approved_now",
+            now.passed,
+            "approved" if now.passed else "not approved",
+            detail=now.explain() if not now.passed else "current spec",
+        )
+    )
+    crit.append(
+        Criterion(
+            "evidence_intact",
+            not facts.tampered,
+            len(facts.tampered),
+            0,
+            "<=",
+            "; ".join(facts.tampered),
+        )
+    )
+    crit.append(approval_criterion(spec, facts))
+    is_champ = current is not None and str(current.version) == facts.version
+    crit.append(Criterion("not_already_champion", not is_champ, "champion" if is_champ else "no"))
+    return crit
+
+
+def _record(
+    settings: Settings,
+    client: Any,
+    spec: UseCaseSpec,
+    mv: Any,
+    crit: list[Criterion],
+    facts: dict[str, Any],
+) -> tuple[GateRecord, str]:
+    record = GateRecord(PROMOTION, subject(mv, spec.name), crit, facts)
+    uri = trail_for(settings, spec.name, run_id=mv.run_id, client=client).append(record)
+    link(client, mv, PROMOTION, uri)
+    return record, uri
+
+
+def promote(
+    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, by: str | None = None
+) -> tuple[GateRecord, str]:
+    """Make the version champion if the rule holds; record the attempt either way."""
+    facts = collect(settings, client, spec, mv)
+    current = champion(client, mv.name)
+    crit = promotion_criteria(spec, facts, current)
+    info = {
+        "by": by or current_user(),
+        "how": "shipway promote",
+        "previous_champion": str(current.version) if current is not None else None,
+        "relied_on": {g: r["content_hash"] for g, r in facts.records.items()},
+    }
+    record, uri = _record(settings, client, spec, mv, crit, info)
+    if not record.passed:
+        raise GovernanceError(
+            f"promotion of {mv.name}@{mv.version} refused (recorded at {uri}):\n{record.explain()}"
+        )
+    mark_champion(client, mv)
+    return record, uri
+
+
+def auto_promote(
+    settings: Settings,
+    client: Any,
+    spec: UseCaseSpec,
+    mv: Any,
+    gates: dict[str, GateRecord],
+    kfp_run_id: str,
+) -> bool:
+    """The pipeline's promotion: only what the rule allows without a human; recorded."""
+    g = spec.governance
+    crit = [
+        Criterion(name, rec.passed, "passed" if rec.passed else "failed")
+        for name, rec in gates.items()
+    ]
+    crit.append(
+        Criterion(
+            "auto_promote_allowed",
+            g.auto_promote and not g.approval_required(spec.risk_level),
+            f"risk {spec.risk_level.value}, auto_promote {g.auto_promote}",
+            detail="otherwise: shipway gate production-readiness, approve, promote",
+        )
+    )
+    current = champion(client, mv.name)
+    info = {
+        "by": "training pipeline",
+        "how": "auto-promotion",
+        "kfp_run_id": kfp_run_id,
+        "previous_champion": str(current.version) if current is not None else None,
+        "relied_on": {name: rec.to_dict()["content_hash"] for name, rec in gates.items()},
+        "not_checked": [PRODUCTION_READINESS],
+    }
+    record, _ = _record(settings, client, spec, mv, crit, info)
+    if record.passed:
+        mark_champion(client, mv)
+    return record.passed
