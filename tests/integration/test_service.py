@@ -17,11 +17,15 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import free_port, require, tool_env
 
 from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
+
+try:  # tests/ may or may not be a package
+    from tests.conftest import free_port, require, tool_env
+except ImportError:
+    from conftest import free_port, require, tool_env  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 

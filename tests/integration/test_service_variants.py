@@ -22,14 +22,21 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import free_port, require, tool_env
-from test_service import champion  # noqa: F401  (the shared served-champion fixture)
 
 from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
 from services.models import bucket
 from shipway.predictionlog import PredictionLog
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
+
+try:  # tests/ may or may not be a package
+    from tests.conftest import free_port, require, tool_env
+except ImportError:
+    from conftest import free_port, require, tool_env  # type: ignore[no-redef]
+try:  # the shared served-champion fixture, from the module object pytest collected
+    from test_service import champion
+except ImportError:
+    from tests.integration.test_service import champion  # type: ignore[no-redef]  # noqa: F401
 
 pytestmark = pytest.mark.integration
 TOKEN = "s3cret-token-for-tests"
@@ -93,7 +100,7 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def champion_model(settings: Settings, champion: dict) -> Any:  # noqa: F811
+def champion_model(settings: Settings, champion: dict) -> Any:
     from pipelines.steps import registry
 
     registry.connect(champion["uri"])
@@ -332,7 +339,7 @@ def test_shadow_scores_challenger_but_champion_answers(
 def test_kill_9_after_acknowledged_responses_loses_nothing(
     settings: Settings,
     hotel: UseCaseSpec,
-    champion: dict,  # noqa: F811
+    champion: dict,
     bookings: pd.DataFrame,
     tmp_path: Path,
 ) -> None:
