@@ -341,3 +341,33 @@ def test_openapi_documents_the_spec_fields(client: httpx.Client) -> None:
     assert req["properties"]["adults"]["maximum"] == 10
     assert "online_travel_agent" in req["properties"]["market_segment"]["enum"]
     assert set(req["required"]) >= {"agent", "country", "lead_time"}
+
+
+def test_bentoml_build_makes_a_bento_offline(tmp_path: Path) -> None:
+    """`bentoml build` packs the service from services/bentofile.yaml with no network:
+    requirements come from the committed lock (lock_packages: false), models are not baked."""
+    import subprocess
+
+    bentoml = shutil.which("bentoml", path=tool_env()["PATH"])
+    require(bentoml is not None, "bentoml CLI missing")
+    env = {**tool_env(), "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "true"}
+    proc = subprocess.run(
+        [str(bentoml), "build", "-f", "services/bentofile.yaml", "."],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bentos = list((tmp_path / "bentos" / "shipway-prediction").glob("*/bento.yaml"))
+    assert len(bentos) == 1
+    src = bentos[0].parent / "src"
+    for rel in (
+        "services/prediction.py",
+        "usecases/hotel_rates/usecase.yaml",
+        "feature_repo/store.py",
+    ):
+        assert (src / rel).is_file(), rel
+    assert not list(src.glob("data/**/*.parquet")) and not (src / "tests").exists()
+    assert "services.prediction:PredictionService" in bentos[0].read_text()
