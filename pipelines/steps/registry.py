@@ -155,6 +155,8 @@ def log_run(
             "gate_passed": str(record.passed).lower(),
             "evidence": f"runs:/{run_id}/evidence/model_validation.json",
             "onnx": f"runs:/{run_id}/onnx/model.onnx",
+            "reference": f"runs:/{run_id}/reference/reference.parquet",
+            "trained_at": str(int(run.info.start_time / 1000)),
         },
     )
     return run_id, mv

@@ -22,6 +22,10 @@ def _step(n: int, title: str) -> None:
 def demo_cmd(
     usecase: UsecaseOpt = None,
     top: Annotated[int, typer.Option(help="How many agents/countries to print.")] = 3,
+    loop: Annotated[
+        bool, typer.Option(help="Go on after training: serve, replay, monitor, retrain.")
+    ] = True,
+    replay: Annotated[int, typer.Option(help="Later bookings to replay through /predict.")] = 400,
 ) -> None:
     """Run the main job end to end on embedded defaults and print what happened."""
     from feature_repo.store import apply, feature_store, materialize, online_entity
@@ -75,9 +79,35 @@ def demo_cmd(
         f"MLflow: {settings.tracking_uri}  (browse: mlflow ui --backend-store-uri "
         f"{settings.tracking_uri})"
     )
-    console.print(
-        f"[green]done[/]: {spec.name} data {version} -> model "
-        f"{result['model']} v{result['version']}"
+    if not loop:
+        console.print(
+            f"[green]done[/]: {spec.name} data {version} -> model "
+            f"{result['model']} v{result['version']}"
+        )
+        return
+    from shipway.cli.loop import run_loop
+
+    out = run_loop(settings, spec, console, n=replay, step=5)
+    console.print(Rule("[bold]summary"))
+    summary = Table("what", "result")
+    summary.add_row("data version (DVC md5)", version)
+    summary.add_row(
+        "first champion", f"v{result['version']} (gate passed: {result['gate_passed']})"
+    )
+    summary.add_row("replayed predictions with feedback", str(out.get("replayed")))
+    summary.add_row(
+        "drift detected / degraded", f"{out.get('drift_detected')} / {out.get('degraded')}"
+    )
+    summary.add_row("retraining decision", str(out.get("retrain")))
+    summary.add_row(
+        "champion before -> after", f"v{out.get('champion_before')} -> v{out.get('champion_after')}"
+    )
+    summary.add_row("monitoring report", str(out.get("report")))
+    console.print(summary)
+    import json
+
+    (settings.state / "demo-summary.json").write_text(
+        json.dumps({"data_version": version, "first": result, **out}, indent=2, default=str)
     )
 
 
