@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,7 @@ def log_run(
             "evidence": f"runs:/{run_id}/evidence/model_validation.json",
             "onnx": f"runs:/{run_id}/onnx/model.onnx",
             "reference": f"runs:/{run_id}/reference/reference.parquet",
-            "trained_at": str(int(run.info.start_time / 1000)),
+            "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(),
         },
     )
     return run_id, mv
