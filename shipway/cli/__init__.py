@@ -7,6 +7,7 @@ from shipway.cli import demo as _demo  # noqa: F401
 from shipway.cli import features as _features  # noqa: F401
 from shipway.cli import governance as _governance  # noqa: F401
 from shipway.cli import monitor as _monitor  # noqa: F401
+from shipway.cli import portfolio as _portfolio  # noqa: F401
 from shipway.cli import serve as _serve  # noqa: F401
 from shipway.cli import train as _train  # noqa: F401
 from shipway.cli import usecase as _usecase  # noqa: F401
