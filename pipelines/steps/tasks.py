@@ -163,7 +163,11 @@ def register_task(
 ) -> dict[str, Any]:
     """Log the run, register the version as challenger; champion only if the gate passed
     and the use case's objective is approved (an unapproved use case trains, is evaluated
-    and registered for experimentation, but never reaches production)."""
+    and registered for experimentation, but never reaches production).
+
+    Governance (``shipway.governance.registration``) runs the use-case-approval and
+    data-readiness gates on this run's splits first: a version failing them gets no alias
+    at all, and the pipeline promotes only when the spec's risk level needs no human."""
     import joblib
 
     from pipelines.steps import registry

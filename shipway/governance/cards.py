@@ -170,7 +170,13 @@ def data_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
     lines += (
         _table(
             ["split", "rows", "from", "to"],
-            [[s, v.get("rows"), v.get("start", ""), v.get("end", "")] for s, v in splits.items()],
+            [
+                [s, splits[s].get("rows"), splits[s].get("start", ""), splits[s].get("end", "")]
+                for s in [
+                    *(n for n in SPLITS if n in splits),
+                    *(n for n in splits if n not in SPLITS),
+                ]
+            ],
         )
         if splits
         else ["not recorded"]

@@ -158,14 +158,14 @@ def _feature_service(settings: Settings, spec: UseCaseSpec | None, name: str) ->
         feats = sorted(f.name for p in fs.feature_view_projections for f in p.features)
     except Exception as exc:
         return Link("feature_service", False, name, f"not in the Feast registry: {exc}"[:300])
-    want = sorted(spec.stored_feature_names) if spec else feats
-    ok = feats == want
+    want = spec.stored_feature_names if spec else []
+    absent = sorted(set(want) - set(feats))
     return Link(
         "feature_service",
-        ok,
+        not absent,
         name,
-        f"{len(feats)} stored features in Feast"
-        + ("" if ok else f"; the training spec declares {want}"),
+        f"{len(feats)} features in Feast, the {len(want)} stored ones of the training spec "
+        + (f"missing: {absent}" if absent else "all among them"),
     )
 
 

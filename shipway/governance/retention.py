@@ -82,13 +82,21 @@ def feedback_count(plog: PredictionLog, usecase: str) -> int:
 
 def _protected(client: Any, spec: UseCaseSpec, mvs: list[Any]) -> str:
     """Why a run's versions must keep their artifacts ('' if they need not)."""
-    from shipway.governance.versions import champion
+    from pipelines.steps import registry
 
-    target = previous_champion(client, spec, champion(client, spec.registered_model_name))
+    name = spec.registered_model_name
+    aliased = {
+        alias: str(mv.version)
+        for alias in (registry.CHAMPION, registry.CHALLENGER)
+        if (mv := registry.alias_version(client, name, alias)) is not None
+    }
+    champ = registry.alias_version(client, name, registry.CHAMPION)
+    target = previous_champion(client, spec, champ)
     for mv in mvs:
-        aliases = list(getattr(mv, "aliases", []) or [])
-        if aliases:
-            return f"v{mv.version} is {'/'.join(aliases)}"
+        # searched versions carry no aliases: ask the registry which versions hold them
+        held = [a for a, v in aliased.items() if v == str(mv.version)]
+        if held:
+            return f"v{mv.version} is {'/'.join(held)}"
         if APPROVED_BY in (mv.tags or {}):
             return f"v{mv.version} carries a human approval"
         if target is not None and str(target.version) == str(mv.version):

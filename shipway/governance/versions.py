@@ -42,7 +42,7 @@ class ModelRef:
     def parse(cls, text: str) -> ModelRef:
         m = REF_RE.match(text.strip())
         if m is None:
-            raise GovernanceError(f"expected <model>@<version> (e.g. hotel_rates@3), got {text!r}")
+            raise GovernanceError(f"expected <model>@<version> (e.g. my_model@3), got {text!r}")
         return cls(m["name"], m["version"])
 
     def __str__(self) -> str:

@@ -1,0 +1,73 @@
+"""The cluster audit trail: the same append-only, hash-chained trail in MLflow's artifact
+store (a real tracking store on SQLite with a file artifact root), found by tampering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from pipelines.steps import registry
+from shipway.evidence import Criterion, GateRecord, verify
+from shipway.governance.trail import AUDIT_RUN_TAG, AuditTrail, MlflowStore, trail_for
+from shipway.governance.versions import read_uri
+from shipway.settings import Settings
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def _record(gate: str, value: float) -> GateRecord:
+    return GateRecord(
+        gate,
+        {"usecase": "hotel_rates", "model": "hotel_rates", "version": "7"},
+        [Criterion("quality_mae", value <= 30, value, 30.0, "<=")],
+    )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Settings:
+    return Settings(
+        root=ROOT,
+        state_dir=tmp_path,
+        environment="cluster",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        mlflow_artifact_root=(tmp_path / "artifacts").as_uri(),
+    )
+
+
+def test_records_live_in_the_versions_run_and_tampering_is_found(cluster: Settings) -> None:
+    client = registry.connect(cluster.tracking_uri)
+    exp = registry.experiment(client, "hotel_rates", cluster.artifact_root)
+    run_id = client.create_run(exp).info.run_id
+    trail = trail_for(cluster, "hotel_rates", run_id=run_id, client=client)
+    assert isinstance(trail.store, MlflowStore)
+    uris = [trail.append(_record(g, 20.0 + i)) for i, g in enumerate(("a", "b", "c"))]
+    assert all(u.startswith(f"runs:/{run_id}/audit/records/") for u in uris)
+    assert trail.verify() == []
+    assert verify(json.loads(read_uri(uris[1], client)))
+    with pytest.raises(FileExistsError):
+        trail.store.put(trail.entries()[0].record, b"{}")
+    # edit the stored record where the artifact store keeps it
+    art = Path(urlparse(client.get_run(run_id).info.artifact_uri).path)
+    path = art / "audit" / trail.entries()[1].record
+    data = json.loads(path.read_text())
+    data["criteria"][0]["value"] = 1.0
+    path.write_text(json.dumps(data))
+    assert trail.verify() == [
+        f"entry 2: record {trail.entries()[1].record} was modified (hash mismatch)"
+    ]
+
+
+def test_records_about_no_version_go_to_one_audit_run_per_use_case(cluster: Settings) -> None:
+    client = registry.connect(cluster.tracking_uri)
+    first = trail_for(cluster, "hotel_rates", client=client)
+    first.append(_record("erasure", 0.0))
+    second = AuditTrail(MlflowStore(client, first.store.run_id))  # type: ignore[attr-defined]
+    again = trail_for(cluster, "hotel_rates", client=client)
+    assert again.store.run_id == first.store.run_id  # type: ignore[attr-defined]
+    assert [e.gate for e in second.entries()] == ["erasure"]
+    run = client.get_run(first.store.run_id)  # type: ignore[attr-defined]
+    assert run.data.tags[AUDIT_RUN_TAG] == "true"
