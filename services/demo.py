@@ -133,7 +133,15 @@ def serve_and_predict(
     try:
         wait_ready(handle)
         rows = future_bookings(settings, spec, n)
-        table = Table("arrival", *spec.entity_columns, "actual", "predicted", "model", "variant")
+        table = Table(
+            "arrival",
+            *spec.entity_columns,
+            "actual",
+            "predicted",
+            "version",
+            "variant",
+            title=f"{spec.name}: bookings after the training window ({spec.split.end})",
+        )
         with httpx.Client(base_url=handle.url, timeout=30) as client:
             for _, row in rows.iterrows():
                 resp = client.post("/predict", json=request_body(spec, row))
@@ -145,7 +153,7 @@ def serve_and_predict(
                     *[str(row[k]) for k in spec.entity_columns],
                     f"{row[spec.target.column]}",
                     f"{ans['prediction']:.2f}" + (f" ({ans['label']})" if ans.get("label") else ""),
-                    f"{ans['model_name']} v{ans['model_version']}",
+                    f"v{ans['model_version']}",
                     ans["variant"],
                 )
         console.print(table)

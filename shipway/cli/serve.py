@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -81,8 +80,10 @@ def serve_cmd(
     )
     cmd = serve_command(port, host)
     env = service_env(settings, spec.name, None, **overrides)
-    proc = subprocess.run(cmd, cwd=settings.root, env=env)
-    raise typer.Exit(proc.returncode)
+    # become bentoml (exec): Ctrl+C, SIGTERM from a supervisor or kill reach the server
+    # itself, with no orphaned child left behind a dead wrapper
+    os.chdir(settings.root)
+    os.execve(cmd[0], cmd, env)
 
 
 @predict_app.command("batch")
