@@ -168,10 +168,30 @@ class Settings(BaseSettings):
         return self.data / usecase
 
     def export_env(self) -> None:
-        """Publish the resolved locations to child processes (Feast CLI, DVC, KFP)."""
-        os.environ["SHIPWAY_ROOT"] = str(self.root)
-        os.environ["SHIPWAY_STATE_DIR"] = str(self.state)
-        os.environ["SHIPWAY_DATA_DIR"] = str(self.data)
+        """Publish these settings to child processes (Feast CLI, DVC, kfp.local components)
+        and to code that reads ``Settings()`` afresh, so every part of one run agrees on
+        the stores: each location field becomes ``SHIPWAY_<FIELD>`` (unset ones removed)."""
+        for name in STORE_FIELDS:
+            key, value = f"SHIPWAY_{name.upper()}", getattr(self, name)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = str(value)
+
+
+STORE_FIELDS = (
+    "root",
+    "state_dir",
+    "data_dir",
+    "usecases_dir",
+    "environment",
+    "mlflow_tracking_uri",
+    "mlflow_artifact_root",
+    "prediction_log_uri",
+    "kfp_host",
+    "image",
+)
+"""Where a run reads and writes: what ``export_env`` hands to child processes."""
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def _restore_shipway_env() -> Iterator[None]:
+    """Tests that point Settings elsewhere (and export them) must not leak into the next."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("SHIPWAY_")}
+    yield
+    for k in [k for k in os.environ if k.startswith("SHIPWAY_")]:
+        if k not in saved:
+            del os.environ[k]
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("shipway")
@@ -55,11 +66,16 @@ def repo_data() -> Path:
     committed dvc.lock hashes, so the training pipeline can fetch revision HEAD.
     """
     import subprocess
+    import time
 
     for args in (["dvc", "repro", "features"], ["dvc", "push", "-q"]):
-        proc = subprocess.run(
-            args, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=900
-        )
+        for _ in range(60):  # another dvc in this checkout holds the lock: wait for it
+            proc = subprocess.run(
+                args, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=900
+            )
+            if proc.returncode == 0 or "is busy" not in proc.stderr + proc.stdout:
+                break
+            time.sleep(5)
         assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
     return ROOT / "data"
 
@@ -68,14 +84,12 @@ def repo_data() -> Path:
 def settings(session_dir: Path, repo_data: Path) -> Iterator[Settings]:
     """Settings on the repo's DVC data with state (stores, registry) in a temp dir."""
     s = Settings(root=ROOT, state_dir=session_dir / "state", data_dir=repo_data)
-    old = {k: os.environ.get(k) for k in ("SHIPWAY_STATE_DIR", "SHIPWAY_DATA_DIR", "SHIPWAY_ROOT")}
+    old = {k: v for k, v in os.environ.items() if k.startswith("SHIPWAY_")}
     s.export_env()
     yield s
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    for k in [k for k in os.environ if k.startswith("SHIPWAY_")]:
+        os.environ.pop(k)
+    os.environ.update(old)
 
 
 @pytest.fixture(scope="session")
