@@ -72,6 +72,7 @@ def _records(
     for trail in trails_for_version(settings, spec.name, mv.run_id, client):
         problems += trail.verify()
         recs += trail.records(model=mv.name, version=str(mv.version))
+        recs += trail.records(model=mv.name, from_version=str(mv.version))  # rolled back from it
     for rec in recs:
         if rec["content_hash"] in seen:
             continue
