@@ -207,6 +207,7 @@ def test_served_gauges_follow_the_contract(spec: UseCaseSpec) -> None:
         'shipway_model_trained_timestamp_seconds{usecase="hotel_rates",variant="challenger"} 1.8e+09'
         in text
     )
-    assert 'shipway_latency_budget_seconds{usecase="hotel_rates"} 0.05' in text
+    budget = spec.acceptance.latency_p99_ms / 1000
+    assert f'shipway_latency_budget_seconds{{usecase="hotel_rates"}} {budget}' in text
     assert "shipway_model_info{" not in gauges_text(metrics, None)
     assert np.isclose(metrics.budget_seconds, spec.acceptance.latency_p99_ms / 1000)
