@@ -107,7 +107,8 @@ def request_body(spec: UseCaseSpec, row: pd.Series) -> dict[str, Any]:
     body: dict[str, Any] = {k: str(row[k]) for k in spec.entity_columns}
     for name in spec.request_field_names:
         v = row[name]
-        body[name] = v.item() if hasattr(v, "item") else v
+        # a missing value (NaN/NA) of a nullable field is JSON null, never NaN (invalid JSON)
+        body[name] = None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
     return body
 
 

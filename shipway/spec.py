@@ -155,6 +155,19 @@ class Binning(_Strict):
         return self
 
 
+class Grouping(_Strict):
+    """A coarser categorical column derived from another, e.g. rare marital statuses merged
+    so that every fairness group has enough rows to be measured.
+
+    ``mapping`` sends a source value to its group; values not listed keep their own value;
+    nulls stay null.
+    """
+
+    name: str = Field(pattern=NAME_RE, description="Name of the derived (string) column.")
+    column: str = Field(description="Categorical column that is grouped.")
+    mapping: dict[str, str] = Field(min_length=1, description="Source value -> group label.")
+
+
 class Derivations(_Strict):
     """Columns the source lacks, derived deterministically at ingest: a row key and a
     snapshot time when there is no natural key or timestamp (credit data, say), and binned
@@ -174,6 +187,9 @@ class Derivations(_Strict):
     )
     bins: list[Binning] = Field(
         default_factory=list, description="Binned columns derived from numeric ones."
+    )
+    groups: list[Grouping] = Field(
+        default_factory=list, description="Grouped columns derived from categorical ones."
     )
 
 
@@ -354,6 +370,12 @@ class ModelConfig(_Strict):
     algorithm: Literal["lightgbm", "random_forest", "linear"] = Field(
         default="lightgbm", description="Learner; its hyperparameters live in params.yaml."
     )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Request fields the model must not take as inputs (e.g. protected "
+        "attributes a regulator forbids in the decision, kept only to slice the fairness "
+        "metrics); they are still validated, logged and sliced on.",
+    )
 
 
 class Monitoring(_Strict):
@@ -475,6 +497,9 @@ class UseCaseSpec(_Strict):
                         f"entity_features[{ef.entity}].aggregates[{agg.name}].column "
                         f"{agg.column!r} is neither a request field nor the target"
                     )
+        unknown = sorted(set(self.model.exclude) - {c.name for c in self.request_fields})
+        if unknown:
+            raise ValueError(f"model.exclude: {unknown} are not declared request fields")
         for attr in self.sensitive_attributes:
             if attr not in {c.name for c in self.request_fields}:
                 raise ValueError(f"sensitive_attributes: {attr!r} must be a declared request field")
@@ -497,9 +522,9 @@ class UseCaseSpec(_Strict):
                 f"objective.kpi_metric {kpi!r} is not a {self.target.task.value} metric "
                 f"({', '.join(metrics)})"
             )
-        binned = [b.name for b in self.derive.bins]
-        if len(binned) != len(set(binned)):
-            raise ValueError(f"derive.bins: duplicate derived column names {binned}")
+        derived = [b.name for b in self.derive.bins] + [g.name for g in self.derive.groups]
+        if len(derived) != len(set(derived)):
+            raise ValueError(f"derive: duplicate derived column names {derived}")
         if self.target.task is Task.binary_classification:
             if self.target.positive_class is None:
                 raise ValueError("target.positive_class is required for binary_classification")
@@ -543,11 +568,17 @@ class UseCaseSpec(_Strict):
     @property
     def model_feature_names(self) -> list[str]:
         """Model input columns, in a fixed order shared by training and serving."""
-        return self.request_field_names + self.stored_feature_names
+        inputs = [n for n in self.request_field_names if n not in self.model.exclude]
+        return inputs + self.stored_feature_names
 
     @property
     def categorical_features(self) -> list[str]:
-        return [c.name for c in self.request_fields if c.dtype is DType.str]
+        """String model inputs (excluded request fields are no inputs)."""
+        return [
+            c.name
+            for c in self.request_fields
+            if c.dtype is DType.str and c.name not in self.model.exclude
+        ]
 
     def feature_view_name(self, entity: str) -> str:
         return f"{self.name}__{entity}_stats"

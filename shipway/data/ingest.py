@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shipway.io import write_parquet
-from shipway.spec import Binning, FileSource, RdatasetsSource, UseCaseSpec
+from shipway.spec import Binning, FileSource, Grouping, RdatasetsSource, UseCaseSpec
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,20 @@ def derive(spec: UseCaseSpec, df: pd.DataFrame) -> pd.DataFrame:
                 f"{rule.name!r} bins"
             )
         out[rule.name] = bin_column(out[rule.column], rule)
+    for group in d.groups:
+        if group.column not in out.columns:
+            raise IngestError(
+                f"source of {spec.name!r} lacks column {group.column!r} that derive.groups "
+                f"{group.name!r} groups"
+            )
+        out[group.name] = group_column(out[group.column], group)
     return out
+
+
+def group_column(values: pd.Series, rule: Grouping) -> pd.Series:
+    """Values mapped to their group (see ``Grouping``); unlisted values kept; nulls null."""
+    mapped = [None if pd.isna(v) else rule.mapping.get(str(v), str(v)) for v in values]
+    return pd.Series(mapped, index=values.index, dtype=object)
 
 
 def ingest(spec: UseCaseSpec, root: Path, out: Path) -> pd.DataFrame:

@@ -87,7 +87,8 @@ def pii_criteria(spec: UseCaseSpec, frames: dict[str, pd.DataFrame]) -> list[Cri
 def group_counts(frame: pd.DataFrame, attr: str) -> dict[str, int]:
     if attr not in frame.columns:
         return {}
-    vc = frame[attr].astype(str).value_counts()
+    # nulls are no group (the column's not_null rule covers them), as in the validate stage
+    vc = frame[attr].dropna().astype(str).value_counts()
     return {str(k): int(v) for k, v in vc.sort_index().items()}
 
 

@@ -144,8 +144,28 @@ def test_null_sensitive_value_is_no_group_of_its_own() -> None:
     raw = derive(spec, read_source(spec, spec_root()))
     assert raw["marital"].isna().sum() == 1  # the real data has one
     report, _ = check(spec, raw)
-    assert "None" not in report.group_counts["marital"]
+    assert "None" not in report.group_counts["marital_group"]
     assert report.passed
+
+
+def test_groups_merge_rare_categories_and_keep_nulls() -> None:
+    spec = load_usecase("credit_risk")
+    raw = derive(spec, read_source(spec, spec_root()))
+    merged = raw.loc[raw["marital"].isin(["divorced", "separated", "widow"]), "marital_group"]
+    assert (merged == "previously_married").all() and len(merged) == 38 + 130 + 67
+    assert (raw.loc[raw["marital"] == "single", "marital_group"] == "single").all()
+    assert raw.loc[raw["marital"].isna(), "marital_group"].isna().all()
+
+
+def test_excluded_fields_are_validated_but_never_model_inputs() -> None:
+    spec = load_usecase("credit_risk")
+    assert set(spec.model.exclude) == {"marital", "marital_group", "age_group"}
+    assert "marital" in spec.request_field_names and "marital" not in spec.model_feature_names
+    assert "marital_group" not in spec.categorical_features
+    d = _credit()
+    d["model"]["exclude"] = ["shoe_size"]
+    with pytest.raises(ValueError, match="not declared request fields"):
+        UseCaseSpec.model_validate(d)
 
 
 def test_false_omission_rate_and_calibration_error() -> None:
