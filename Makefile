@@ -36,7 +36,7 @@ lint: $(STAMP) ## Run ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	tools/chart-sync.sh --check
-	$(BIN)/mypy shipway pipelines services monitoring feature_repo
+	$(BIN)/mypy shipway pipelines services monitoring feature_repo benchmarks
 
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format .

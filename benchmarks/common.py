@@ -28,20 +28,29 @@ class Comparison:
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
             return None
-        return self.value / float(self.baseline)  # type: ignore[arg-type]
+        return self.value / float(self.baseline)
 
 
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "at": datetime.now(UTC).isoformat()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "at": datetime.now(UTC).isoformat(),
+    }
 
 
 def save(bench: str, comparisons: list[Comparison], extra: dict[str, Any] | None = None) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{bench}.json"
     rows = [{**asdict(c), "ratio": c.ratio} for c in comparisons]
-    path.write_text(json.dumps({"benchmark": bench, "machine": machine(), "comparisons": rows,
-                                **(extra or {})}, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {"benchmark": bench, "machine": machine(), "comparisons": rows, **(extra or {})},
+            indent=2,
+        )
+        + "\n"
+    )
     return path
 
 

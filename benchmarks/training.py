@@ -49,10 +49,14 @@ def main() -> None:
         run_local(_fresh(f"kfp{i}"), "hotel_rates", "HEAD")
         kfp.append(time.perf_counter() - t)
     comps = [
-        Comparison("pipeline wall time, kfp.local vs in-process", min(kfp), "s", min(inproc),
-                   "ratio <= 1.5"),
-        Comparison("raw data -> registered champion", raw_to_champion, "s", None,
-                   "value <= 600"),
+        Comparison(
+            "pipeline wall time, kfp.local vs in-process",
+            min(kfp),
+            "s",
+            min(inproc),
+            "ratio <= 1.5",
+        ),
+        Comparison("raw data -> registered champion", raw_to_champion, "s", None, "value <= 600"),
         Comparison("  of which data stages (dvc repro -f + push)", t_data, "s"),
     ]
     comps[0].met = (comps[0].ratio or 99) <= 1.5

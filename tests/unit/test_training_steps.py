@@ -133,7 +133,7 @@ def test_evidence_is_append_only_and_hash_verified(tmp_path) -> None:
     assert not verify(d)
 
 
-def test_as_of_moves_the_split_window_keeping_its_lengths(spec) -> None:  # noqa: ANN001
+def test_as_of_moves_the_split_window_keeping_its_lengths(spec) -> None:
     df = _frame(spec, 500)  # 2016-07-01 .. 2017-11-12
     parts = dataset.split(spec, df, as_of="2017-08-31")
     v0 = parts["validation"]["event_timestamp"].min()
