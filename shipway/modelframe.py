@@ -23,7 +23,9 @@ def model_frame(spec: UseCaseSpec, df: pd.DataFrame) -> pd.DataFrame:
     Stored features that are absent stay NaN for the learner, whose missing-value
     handling is part of the model; serving fills them by the declared policy first.
     """
-    missing = [c for c in spec.request_field_names if c not in df.columns]
+    # fields the spec keeps out of the model (model.exclude) are not needed to build it
+    missing = [c for c in spec.model_feature_names if c in spec.request_field_names]
+    missing = [c for c in missing if c not in df.columns]
     if missing:
         raise KeyError(f"missing request field(s): {', '.join(missing)}")
     types = {c.name: c.dtype for c in spec.request_fields}

@@ -374,7 +374,8 @@ class ModelConfig(_Strict):
         default_factory=list,
         description="Request fields the model must not take as inputs (e.g. protected "
         "attributes a regulator forbids in the decision, kept only to slice the fairness "
-        "metrics); they are still validated, logged and sliced on.",
+        "metrics): still validated in requests and sliced on in evaluation, never part of "
+        "the model frame (nor, so, of the prediction log's features).",
     )
 
 
