@@ -311,10 +311,13 @@ def test_feedback(client: httpx.Client, body: dict, settings: Settings) -> None:
     assert client.post("/feedback", json={"request_id": rid}).status_code == 400
 
 
-def test_metrics_follow_the_contract(client: httpx.Client, body: dict, champion: dict) -> None:
+def test_metrics_follow_the_contract(
+    client: httpx.Client, body: dict, champion: dict, hotel: UseCaseSpec
+) -> None:
     from monitoring.metrics_contract import CONTRACT, Exporter
 
     client.post("/predict", json=body)
+    client.post("/predict", json={**body, "adults": 99})  # a 400, counted by status
     text = client.get("/metrics").text
     names = {
         ln.split("{")[0].split(" ")[0] for ln in text.splitlines() if ln.startswith("shipway_")
@@ -328,7 +331,8 @@ def test_metrics_follow_the_contract(client: httpx.Client, body: dict, champion:
     ) in text
     assert 'shipway_requests_total{endpoint="/predict",status="200",usecase="hotel_rates"}' in text
     assert 'shipway_requests_total{endpoint="/predict",status="400",usecase="hotel_rates"}' in text
-    assert 'shipway_latency_budget_seconds{usecase="hotel_rates"} 0.05' in text
+    budget = hotel.acceptance.latency_p99_ms / 1000
+    assert f'shipway_latency_budget_seconds{{usecase="hotel_rates"}} {budget}' in text
     assert "pid=" not in "".join(ln for ln in text.splitlines() if ln.startswith("shipway_"))
 
 
