@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format data features train compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift clean
+.PHONY: help venv demo test test-unit lint format data features train serve predict-batch compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ features: $(STAMP) ## Apply the Feast definitions and materialize the online sto
 
 train: $(STAMP) ## Train through the KFP pipeline on kfp.local and register in MLflow (USECASE=...)
 	$(BIN)/shipway train --usecase $(USECASE)
+
+serve: $(STAMP) ## Run the prediction service (bentoml serve) for USECASE on port 3000
+	$(BIN)/shipway serve --usecase $(USECASE)
+
+predict-batch: $(STAMP) ## Score a CSV/Parquet file: make predict-batch IN=in.parquet OUT=out.parquet
+	$(BIN)/shipway predict batch --usecase $(USECASE) -i $(IN) -o $(OUT)
 
 compile: $(STAMP) ## Compile the KFP pipeline YAML (committed, golden-tested) and sync the chart's copy
 	$(BIN)/shipway pipeline compile
