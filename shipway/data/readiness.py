@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,9 @@ class ReadinessReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     window_counts: dict[str, int] = field(default_factory=dict)
-    checked_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    data_through: str = ""
+    """Latest event time in the data. No wall-clock time here: the report is a DVC output
+    and must hash the same when `dvc repro` reruns on the same data."""
 
     @property
     def passed(self) -> bool:
@@ -140,6 +141,8 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
         _check(report, ts_col, "parseable_timestamp", int(parsed.isna().sum()),
                f"format {spec.event_timestamp.format or 'ISO 8601'}")
         out[EVENT_TS] = parsed
+        if parsed.notna().any():
+            report.data_through = parsed.max().isoformat()
 
     # declared columns: presence, type, nulls, range, categories
     for col in _columns(spec):
@@ -225,7 +228,7 @@ def render_html(report: ReadinessReport) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px}}tr.bad{{background:#ffebe9}}</style></head><body>
 <h1>Data readiness: {html.escape(report.usecase)}</h1>
 <p style="color:{color};font-weight:bold">{status}: {report.rows} rows,
-{len(report.findings)} failed rule(s), checked {html.escape(report.checked_at)}</p>
+{len(report.findings)} failed rule(s), data through {html.escape(report.data_through)}</p>
 <table><tr><th>column</th><th>rule</th><th>offending</th><th>result</th></tr>{rows}</table>
 <h2>Rows per time window</h2><ul>{windows}</ul>
 <h2>Sensitive groups</h2>{groups}</body></html>"""
