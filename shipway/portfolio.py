@@ -380,15 +380,20 @@ def kpi_text(k: Kpi | None, long: bool = False) -> str:
     """``0.137 / 0.15 ✓``: champion value / target, and whether the target is met."""
     if k is None:
         return "–"
-    value = "n/a" if k.value is None else f"{k.value:.4g}"
+    value = "n/a" if k.value is None else _num(k.value)
     mark = "" if k.met is None else (" ✓" if k.met else " ✗")
     if not long:
-        return f"{value} / {k.target:g}{mark}"
+        return f"{value} / {_num(k.target)}{mark}"
     verdict = "" if k.met is None else (" — target met" if k.met else " — target not met")
     return (
-        f"{k.metric} {value} vs target {k.target:g}, baseline {k.baseline:g} "
+        f"{k.metric} {value} vs target {_num(k.target)}, baseline {_num(k.baseline)} "
         f"{k.unit} ({k.source}){verdict}"
     )
+
+
+def _num(v: float) -> str:
+    """Four significant digits, without exponents for everyday magnitudes."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 def drift_text(d: Drift | None) -> str:
@@ -404,7 +409,9 @@ def lead_time_text(st: UseCaseStatus) -> str:
         if st.spec_committed_at is None:
             return "spec not committed"
         return "no champion yet"
-    return f"{days:.1f} d" if days >= 1 else f"{days * 24:.1f} h"
+    if days >= 1:
+        return f"{days:.1f} d"
+    return f"{days * 24:.1f} h" if days * 24 >= 1 else f"{days * 1440:.0f} min"
 
 
 def table(statuses: list[UseCaseStatus]) -> Any:

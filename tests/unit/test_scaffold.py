@@ -18,8 +18,10 @@ import yaml
 from shipway.data.ingest import derive
 from shipway.data.readiness import check
 from shipway.scaffold import (
+    SMALL_DATA_LIGHTGBM,
     ScaffoldError,
     propose,
+    propose_overrides,
     register_in_params,
     render,
     scaffold,
@@ -219,3 +221,28 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
         scaffold(tmp_path, tmp_path / "usecases", "x_case", bad, "y")
     with pytest.raises(ScaffoldError, match="not found"):
         scaffold(tmp_path, tmp_path / "usecases", "x_case", tmp_path / "missing.csv", "y")
+
+
+def test_small_data_gets_shallow_tree_overrides_in_params(tmp_path: Path) -> None:
+    real = (Path(__file__).resolve().parents[2] / "params.yaml").read_text()
+    p = tmp_path / "params.yaml"
+    p.write_text(real)
+    assert propose_overrides(p, "small_case", 932) is True
+    after = yaml.safe_load(p.read_text())
+    before = yaml.safe_load(real)
+    assert after["train"]["overrides"]["small_case"] == SMALL_DATA_LIGHTGBM
+    for name, hp in before["train"]["overrides"].items():  # others untouched
+        assert after["train"]["overrides"][name] == hp
+    assert propose_overrides(p, "small_case", 932) is False  # already there
+    assert propose_overrides(p, "big_case", 50_000) is False  # the defaults fit big data
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("train:\n  lightgbm: {n_estimators: 400}\n  overrides: {}  # none\n")
+    assert propose_overrides(empty, "small_case", 100) is True
+    assert yaml.safe_load(empty.read_text())["train"]["overrides"] == {
+        "small_case": SMALL_DATA_LIGHTGBM
+    }
+
+
+def test_regression_onnx_tolerance_scales_with_the_target() -> None:
+    spec, _ = _spec(_real("Sacramento").drop(columns=["latitude", "longitude"]), "price")
+    assert spec.acceptance.onnx_tolerance == pytest.approx(8.8)  # 1e-5 of the top price
