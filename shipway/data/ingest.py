@@ -9,8 +9,10 @@ the repo or with a wheel: nothing downloads.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,20 +115,17 @@ def derive(spec: UseCaseSpec, df: pd.DataFrame) -> pd.DataFrame:
         assert d.snapshot_time is not None
         times = snapshot_times(len(out), d.snapshot_time, d.snapshot_spread_days)
         out[spec.timestamp_column] = times.strftime("%Y-%m-%d")
-    for rule in d.bins:
+    derived: list[tuple[str, Binning | Grouping, Callable[[pd.Series, Any], pd.Series]]] = [
+        *(("bins", b, bin_column) for b in d.bins),
+        *(("groups", g, group_column) for g in d.groups),
+    ]
+    for kind, rule, make in derived:
         if rule.column not in out.columns:
             raise IngestError(
-                f"source of {spec.name!r} lacks column {rule.column!r} that derive.bins "
-                f"{rule.name!r} bins"
+                f"source of {spec.name!r} lacks column {rule.column!r} that derive.{kind} "
+                f"{rule.name!r} derives from"
             )
-        out[rule.name] = bin_column(out[rule.column], rule)
-    for group in d.groups:
-        if group.column not in out.columns:
-            raise IngestError(
-                f"source of {spec.name!r} lacks column {group.column!r} that derive.groups "
-                f"{group.name!r} groups"
-            )
-        out[group.name] = group_column(out[group.column], group)
+        out[rule.name] = make(out[rule.column], rule)
     return out
 
 
