@@ -145,16 +145,22 @@ class PredictionLog:
             conn.execute(feedback.delete().where(feedback.c.request_id == request_id))
             conn.execute(
                 feedback.insert(),
-                {"request_id": request_id, "ts": datetime.now(UTC), "usecase": usecase,
-                 "actual": float(actual)},
+                {
+                    "request_id": request_id,
+                    "ts": datetime.now(UTC),
+                    "usecase": usecase,
+                    "actual": float(actual),
+                },
             )
         return True
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(predictions).where(predictions.c.request_id == request_id)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(predictions).where(predictions.c.request_id == request_id))
+                .mappings()
+                .first()
+            )
         return _decode(dict(row)) if row else None
 
     def count(self, usecase: str | None = None) -> int:
@@ -164,14 +170,25 @@ class PredictionLog:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
-    def window(self, usecase: str, start: datetime | None = None, end: datetime | None = None,
-               *, with_feedback: bool = True, by: str = "ts") -> pd.DataFrame:
+    def window(
+        self,
+        usecase: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        with_feedback: bool = True,
+        by: str = "ts",
+    ) -> pd.DataFrame:
         """Predictions of a use case in [start, end) (by log time or event time), with the
         features expanded into columns and the feedback joined as ``actual``."""
         col = predictions.c[by]
-        q = sa.select(predictions, feedback.c.actual).select_from(
-            predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
-        ).where(predictions.c.usecase == usecase)
+        q = (
+            sa.select(predictions, feedback.c.actual)
+            .select_from(
+                predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
+            )
+            .where(predictions.c.usecase == usecase)
+        )
         if start is not None:
             q = q.where(col >= start)
         if end is not None:
@@ -187,33 +204,48 @@ class PredictionLog:
             out = out.drop(columns=["actual"])
         return out
 
-    def delete(self, usecase: str, *, before: datetime | None = None,
-               entity: tuple[str, str] | None = None, dry_run: bool = False) -> dict[str, int]:
+    def delete(
+        self,
+        usecase: str,
+        *,
+        before: datetime | None = None,
+        entity: tuple[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
         """Delete predictions (and their feedback) older than ``before`` or of one entity."""
         with self.engine.begin() as conn:
             q = sa.select(predictions.c.request_id, predictions.c.entity_keys).where(
-                predictions.c.usecase == usecase)
+                predictions.c.usecase == usecase
+            )
             if before is not None:
                 q = q.where(predictions.c.ts < before)
-            ids = [r.request_id for r in conn.execute(q)
-                   if entity is None
-                   or str(json.loads(r.entity_keys).get(entity[0])) == entity[1]]
+            ids = [
+                r.request_id
+                for r in conn.execute(q)
+                if entity is None or str(json.loads(r.entity_keys).get(entity[0])) == entity[1]
+            ]
             n_fb = 0
             for chunk in _chunks(ids, 500):
-                n_fb += int(conn.execute(sa.select(sa.func.count()).select_from(feedback).where(
-                    feedback.c.request_id.in_(chunk))).scalar_one())
+                n_fb += int(
+                    conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(feedback)
+                        .where(feedback.c.request_id.in_(chunk))
+                    ).scalar_one()
+                )
                 if not dry_run:
                     conn.execute(feedback.delete().where(feedback.c.request_id.in_(chunk)))
-                    conn.execute(predictions.delete().where(
-                        predictions.c.request_id.in_(chunk)))
+                    conn.execute(predictions.delete().where(predictions.c.request_id.in_(chunk)))
         return {"predictions": len(ids), "feedback": n_fb}
 
-    def delete_feedback_before(self, usecase: str, before: datetime,
-                               dry_run: bool = False) -> int:
+    def delete_feedback_before(self, usecase: str, before: datetime, dry_run: bool = False) -> int:
         cond = sa.and_(feedback.c.usecase == usecase, feedback.c.ts < before)
         with self.engine.begin() as conn:
-            n = int(conn.execute(sa.select(sa.func.count()).select_from(feedback).where(
-                cond)).scalar_one())
+            n = int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(feedback).where(cond)
+                ).scalar_one()
+            )
             if not dry_run:
                 conn.execute(feedback.delete().where(cond))
         return n
