@@ -113,7 +113,16 @@ def scaffolded(root: Path) -> dict[str, str]:
 
 
 def _settings(root: Path) -> Settings:
-    return Settings(root=root, state_dir=root / ".shipway", data_dir=root / "data")
+    """The new repository's settings, whatever another test exported to this process."""
+    return Settings(
+        root=root,
+        state_dir=root / ".shipway",
+        data_dir=root / "data",
+        usecases_dir=root / "usecases",
+        mlflow_tracking_uri=None,
+        mlflow_artifact_root=None,
+        prediction_log_uri=None,
+    )
 
 
 def test_init_proposes_loadable_specs_and_registers_them(root: Path, scaffolded: dict) -> None:
