@@ -79,6 +79,18 @@ def demo_cmd(
         f"MLflow: {settings.tracking_uri}  (browse: mlflow ui --backend-store-uri "
         f"{settings.tracking_uri})"
     )
+    if not result.get("promoted"):
+        v = f"{result['model']}@{result['version']}"
+        console.print(
+            f"[yellow]no champion to serve[/]: {v} was not promoted "
+            f"({result.get('promotion_blocked') or 'gate failed'}).\n"
+            "A governed promotion is a human decision:\n"
+            f"  shipway gate production-readiness {v}\n"
+            f"  shipway approve {v} --by NAME --comment '...'\n"
+            f"  shipway promote {v}\n"
+            f"then `make demo USECASE={spec.name}` serves and monitors it."
+        )
+        return
     if not loop:
         console.print(
             f"[green]done[/]: {spec.name} data {version} -> model "

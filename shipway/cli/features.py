@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
+from shipway.settings import get_settings
 from shipway.usecases import load_all
 
 features_app = typer.Typer(help="The Feast feature store.", no_args_is_help=True)
@@ -20,7 +21,8 @@ def apply_cmd() -> None:
     """Register every use case's entities, feature views and feature services in Feast."""
     from feature_repo.store import apply, feature_store
 
-    settings, _ = context(None)
+    settings = get_settings()  # every use case: no default use case needed
+    settings.export_env()
     specs = load_all(settings)
     names = apply(feature_store(settings), specs, settings.data)
     console.print(f"[green]applied[/] {len(names)} Feast objects for {len(specs)} use case(s)")

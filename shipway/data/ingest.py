@@ -145,9 +145,7 @@ def ingest(spec: UseCaseSpec, root: Path, out: Path) -> pd.DataFrame:
         wanted.append(spec.timestamp_column)
     missing = [c for c in wanted if c not in df.columns]
     if missing:
-        raise IngestError(
-            f"source of {spec.name!r} lacks declared column(s): {', '.join(missing)}"
-        )
+        raise IngestError(f"source of {spec.name!r} lacks declared column(s): {', '.join(missing)}")
     raw = df[list(dict.fromkeys(wanted))].reset_index(drop=True)
     write_parquet(raw, out)
     log.info("ingested %d rows x %d columns into %s", len(raw), raw.shape[1], out)

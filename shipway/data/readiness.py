@@ -35,7 +35,9 @@ class Finding:
 
     def message(self) -> str:
         extra = f" ({self.detail})" if self.detail else ""
-        return f"column {self.column!r} failed rule {self.rule!r}: {self.offending} offending{extra}"
+        return (
+            f"column {self.column!r} failed rule {self.rule!r}: {self.offending} offending{extra}"
+        )
 
 
 @dataclass
@@ -71,7 +73,9 @@ class ValidationFailed(RuntimeError):
 
 
 def _check(report: ReadinessReport, column: str, rule: str, bad: int, detail: str = "") -> None:
-    report.checks.append({"column": column, "rule": rule, "offending": int(bad), "passed": bad == 0})
+    report.checks.append(
+        {"column": column, "rule": rule, "offending": int(bad), "passed": bad == 0}
+    )
     if bad:
         report.findings.append(Finding(column, rule, int(bad), detail))
 
@@ -109,15 +113,25 @@ def _check_labels(report: ReadinessReport, spec: UseCaseSpec, labels: pd.Series)
     col = spec.target.column
     extra = len(seen) - 2 if len(seen) > 2 else int(len(seen) < 2)
     _check(report, col, "two_classes", extra, f"labels {seen[:5]}")
-    _check(report, col, "positive_class_present", int(spec.target.positive_class not in seen),
-           f"positive_class {spec.target.positive_class!r}, labels {seen[:5]}")
+    _check(
+        report,
+        col,
+        "positive_class_present",
+        int(spec.target.positive_class not in seen),
+        f"positive_class {spec.target.positive_class!r}, labels {seen[:5]}",
+    )
 
 
 def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.DataFrame]:
     """Apply every rule; return the report and the typed table (meaningful only if passed)."""
     report = ReadinessReport(usecase=spec.name, rows=len(raw))
-    _check(report, "<table>", f"min_rows>={spec.readiness.min_rows}",
-           max(0, spec.readiness.min_rows - len(raw)), f"{len(raw)} rows")
+    _check(
+        report,
+        "<table>",
+        f"min_rows>={spec.readiness.min_rows}",
+        max(0, spec.readiness.min_rows - len(raw)),
+        f"{len(raw)} rows",
+    )
     out = pd.DataFrame(index=raw.index)
     if spec.derive.row_key:
         out[spec.derive.row_key] = raw.get(spec.derive.row_key)
@@ -136,10 +150,16 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
     if ts_col not in raw.columns:
         _check(report, ts_col, "present", len(raw) or 1, "event timestamp column missing")
     else:
-        parsed = pd.to_datetime(raw[ts_col], format=spec.event_timestamp.format, errors="coerce",
-                                utc=True)
-        _check(report, ts_col, "parseable_timestamp", int(parsed.isna().sum()),
-               f"format {spec.event_timestamp.format or 'ISO 8601'}")
+        parsed = pd.to_datetime(
+            raw[ts_col], format=spec.event_timestamp.format, errors="coerce", utc=True
+        )
+        _check(
+            report,
+            ts_col,
+            "parseable_timestamp",
+            int(parsed.isna().sum()),
+            f"format {spec.event_timestamp.format or 'ISO 8601'}",
+        )
         out[EVENT_TS] = parsed
         if parsed.notna().any():
             report.data_through = parsed.max().isoformat()
@@ -155,21 +175,41 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
             source = source.where(source.isna(), source.astype(str))
             _check_labels(report, spec, source)
         series, bad_type = _coerce(source, col)
-        _check(report, col.name, f"type={col.dtype.value}", bad_type,
-               f"source dtype {raw[col.name].dtype}")
+        _check(
+            report,
+            col.name,
+            f"type={col.dtype.value}",
+            bad_type,
+            f"source dtype {raw[col.name].dtype}",
+        )
         if not col.nullable:
             _check(report, col.name, "not_null", int(raw[col.name].isna().sum()))
         if col.min is not None and bad_type == 0:
-            _check(report, col.name, f"min>={col.min:g}", int((series < col.min).sum()),
-                   f"smallest {series.min()}")
+            _check(
+                report,
+                col.name,
+                f"min>={col.min:g}",
+                int((series < col.min).sum()),
+                f"smallest {series.min()}",
+            )
         if col.max is not None and bad_type == 0:
-            _check(report, col.name, f"max<={col.max:g}", int((series > col.max).sum()),
-                   f"largest {series.max()}")
+            _check(
+                report,
+                col.name,
+                f"max<={col.max:g}",
+                int((series > col.max).sum()),
+                f"largest {series.max()}",
+            )
         if col.allowed is not None:
             unknown = series.notna() & ~series.isin(col.allowed)
             vals = sorted(set(series[unknown].astype(str)))[:5]
-            _check(report, col.name, "allowed_categories", int(unknown.sum()),
-                   f"unexpected {vals}" if vals else "")
+            _check(
+                report,
+                col.name,
+                "allowed_categories",
+                int(unknown.sum()),
+                f"unexpected {vals}" if vals else "",
+            )
         out[col.name] = series
     for pii in spec.pii_columns:
         if pii in raw.columns:
@@ -177,8 +217,13 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
 
     # duplicates (whole rows)
     dups = int(raw.duplicated().sum())
-    _check(report, "<table>", f"duplicates<={spec.readiness.max_duplicate_rows}",
-           max(0, dups - spec.readiness.max_duplicate_rows), f"{dups} duplicate rows")
+    _check(
+        report,
+        "<table>",
+        f"duplicates<={spec.readiness.max_duplicate_rows}",
+        max(0, dups - spec.readiness.max_duplicate_rows),
+        f"{dups} duplicate rows",
+    )
 
     # rows per time window
     rule = spec.readiness.per_time_window
@@ -187,8 +232,13 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
         counts = ts.groupby(ts.dt.to_period(rule.freq.rstrip("S") or "M")).size()
         report.window_counts = {str(k): int(v) for k, v in counts.items()}
         thin = {k: v for k, v in report.window_counts.items() if v < rule.min_rows}
-        _check(report, ts_col, f"rows_per_window>={rule.min_rows}", len(thin),
-               f"thin windows {dict(list(thin.items())[:5])}" if thin else "")
+        _check(
+            report,
+            ts_col,
+            f"rows_per_window>={rule.min_rows}",
+            len(thin),
+            f"thin windows {dict(list(thin.items())[:5])}" if thin else "",
+        )
 
     # rows per sensitive group (nulls are no group: the column's not_null rule covers them)
     for attr in spec.sensitive_attributes:
@@ -196,12 +246,17 @@ def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.Dat
             vc = out[attr].dropna().astype(str).value_counts()
             report.group_counts[attr] = {str(k): int(v) for k, v in vc.items()}
             small = vc[vc < spec.readiness.min_rows_per_group]
-            _check(report, attr, f"rows_per_group>={spec.readiness.min_rows_per_group}",
-                   len(small), f"small groups {small.to_dict()}" if len(small) else "")
+            _check(
+                report,
+                attr,
+                f"rows_per_group>={spec.readiness.min_rows_per_group}",
+                len(small),
+                f"small groups {small.to_dict()}" if len(small) else "",
+            )
 
-    typed = out.sort_values([EVENT_TS, *spec.entity_columns], kind="stable") if (
-        report.passed
-    ) else out
+    typed = (
+        out.sort_values([EVENT_TS, *spec.entity_columns], kind="stable") if (report.passed) else out
+    )
     return report, typed.reset_index(drop=True)
 
 
