@@ -27,7 +27,7 @@ demo: $(STAMP) ## Run the main job end to end on embedded defaults (USECASE=hote
 	$(BIN)/shipway demo --usecase $(USECASE)
 
 test: $(STAMP) ## Run every test (unit, integration, e2e); CI=true turns missing-server skips into failures
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests/unit tests/integration tests/e2e  # unit first: pure, before any server or exported store
 
 test-unit: $(STAMP) ## Run the fast unit tests only
 	$(BIN)/pytest tests/unit
