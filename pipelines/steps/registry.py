@@ -40,6 +40,26 @@ LINEAGE_TAGS = (
 )
 
 
+RUNTIME_PACKAGES = ("scikit-learn", "scipy", "numpy", "pandas", "skops")
+"""What a registered model needs to load and predict, besides mlflow (added by MLflow)."""
+
+
+def model_requirements(spec: UseCaseSpec) -> list[str]:
+    """The model's pip requirements, pinned to the versions it was trained with.
+
+    Stated rather than inferred: MLflow's inference reloads the model in a fresh Python
+    process to see what it imports (10-15 s per registration here) and then lists
+    whatever that process happened to import (pytest, rich, dask...). The learner is an
+    sklearn Pipeline persisted with skops, plus LightGBM when the spec chooses it.
+    """
+    from importlib.metadata import version
+
+    names = list(RUNTIME_PACKAGES)
+    if spec.model.algorithm == "lightgbm":
+        names.append("lightgbm")
+    return [f"{n}=={version(n)}" for n in names]
+
+
 def connect(tracking_uri: str) -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no phoning home
     mlflow.set_tracking_uri(tracking_uri)
@@ -141,6 +161,7 @@ def log_run(
             input_example=x_example,
             signature=infer_signature(x_example, pred),
             skops_trusted_types=SKOPS_TRUSTED,
+            pip_requirements=model_requirements(spec),
         )
         if onnx_bytes is not None:
             onnx_path = workdir / "model.onnx"

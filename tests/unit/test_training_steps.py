@@ -142,3 +142,19 @@ def test_as_of_moves_the_split_window_keeping_its_lengths(spec) -> None:
     # spec: validation 2017-01-01, test 2017-03-01, end 2017-04-30 -> shifted by 123 days
     assert v0 == pd.Timestamp("2017-05-04", tz="UTC")
     assert t0 == pd.Timestamp("2017-07-02", tz="UTC")
+
+
+def test_model_requirements_are_pinned_and_follow_the_learner(spec) -> None:
+    from importlib.metadata import version
+
+    from pipelines.steps.registry import model_requirements
+
+    reqs = model_requirements(spec)
+    assert f"lightgbm=={version('lightgbm')}" in reqs  # hotel_rates trains LightGBM
+    assert f"scikit-learn=={version('scikit-learn')}" in reqs
+    assert all("==" in r for r in reqs)
+    assert not any(r.startswith(("pytest", "dask", "rich")) for r in reqs)
+    linear = spec.model_copy(
+        update={"model": spec.model.model_copy(update={"algorithm": "linear"})}
+    )
+    assert not any(r.startswith("lightgbm") for r in model_requirements(linear))
