@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shipway.data.readiness import EVENT_TS
+from shipway.net import free_port
 from shipway.settings import Settings
 from shipway.spec import Task, UseCaseSpec
 
@@ -137,7 +138,7 @@ def run_loop(
         )
         from prometheus_client import start_http_server
 
-        monitor_port = _free_port()
+        monitor_port = free_port()
         start_http_server(monitor_port, registry=metrics.registry)
         prom = _start_prometheus(settings, settings.service_port, monitor_port, console)
 
@@ -204,14 +205,6 @@ def run_loop(
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_prometheus(
     settings: Settings, service_port: int, monitor_port: int, console: Console
 ) -> Any:
@@ -230,6 +223,6 @@ def _start_prometheus(
     )
     workdir = settings.state / "prometheus"
     workdir.mkdir(parents=True, exist_ok=True)
-    server = start_prometheus(cfg, _free_port(), workdir=workdir)
+    server = start_prometheus(cfg, free_port(), workdir=workdir)
     console.print(f"Prometheus started at {server.url} (config {server.config_file})")
     return server
