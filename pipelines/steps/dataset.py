@@ -15,9 +15,8 @@ SPLITS = ("train", "validation", "test")
 
 def offline_store(spec: UseCaseSpec, data_dir: Path, workdir: Path):
     """A throwaway Feast store over ``data_dir`` (the fetched version), same definitions."""
-    from feast import FeatureStore, RepoConfig
-
-    from feature_repo.objects import build_objects
+    from feature_repo.objects import build_objects  # first: loads Feast the fast way
+    from feature_repo.store import FeatureStore, RepoConfig
 
     cfg = RepoConfig(
         project="shipway_training",

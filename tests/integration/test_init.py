@@ -112,6 +112,26 @@ def scaffolded(root: Path) -> dict[str, str]:
     return out
 
 
+def train(
+    root: Path, usecase: str, out: Path, *, in_process: bool = False
+) -> tuple[dict[str, Any], str]:
+    """``shipway train`` on the workspace data of the scaffolded repo: (JSON result, output)."""
+    extra = ["--in-process"] if in_process else []
+    text = run(
+        root,
+        "shipway",
+        "train",
+        "-u",
+        usecase,
+        "--data-rev",
+        "workspace",
+        *extra,
+        "--output",
+        str(out),
+    )
+    return dict(json.loads(out.read_text())), text
+
+
 def _settings(root: Path) -> Settings:
     """The new repository's settings, whatever another test exported to this process."""
     return Settings(
@@ -143,20 +163,7 @@ def test_init_proposes_loadable_specs_and_registers_them(root: Path, scaffolded:
 
 
 def test_scaffolded_classifier_trains_and_its_gate_says_why(root: Path, scaffolded: dict) -> None:
-    res_path = root / ".shipway" / "hr.json"
-    out = run(
-        root,
-        "shipway",
-        "train",
-        "-u",
-        HR,
-        "--data-rev",
-        "workspace",
-        "--in-process",
-        "--output",
-        str(res_path),
-    )
-    res = json.loads(res_path.read_text())
+    res, out = train(root, HR, root / ".shipway" / "hr.json", in_process=True)
     assert res["promoted"] is False
     # the attrition test window holds ~220 people in 3-4 groups per attribute: the proposed
     # fairness and slice bounds do not hold, and each failure names value and threshold
@@ -176,18 +183,7 @@ def approved_homes(root: Path, scaffolded: dict) -> dict[str, Any]:
     """home_prices through kfp.local (gate passes, not promoted: unapproved), then approved
     by a named person in the spec, retrained, and promoted by the pipeline."""
     first_path = root / ".shipway" / "homes-1.json"
-    run(
-        root,
-        "shipway",
-        "train",
-        "-u",
-        HOMES,
-        "--data-rev",
-        "workspace",
-        "--output",
-        str(first_path),
-    )
-    first = json.loads(first_path.read_text())
+    first, _ = train(root, HOMES, first_path)
     spec_file = root / "usecases" / HOMES / "usecase.yaml"
     data = yaml.safe_load(spec_file.read_text())
     data["objective"]["approval"] = {
@@ -200,19 +196,8 @@ def approved_homes(root: Path, scaffolded: dict) -> dict[str, Any]:
     run(root, "git", "commit", "-qam", "approve home_prices")
     run(root, "dvc", "repro", "features")
     second_path = root / ".shipway" / "homes-2.json"
-    run(
-        root,
-        "shipway",
-        "train",
-        "-u",
-        HOMES,
-        "--data-rev",
-        "workspace",
-        "--in-process",
-        "--output",
-        str(second_path),
-    )
-    return {"first": first, "second": json.loads(second_path.read_text())}
+    second, _ = train(root, HOMES, second_path, in_process=True)
+    return {"first": first, "second": second}
 
 
 def test_unapproved_use_case_trains_but_is_not_promoted(approved_homes: dict) -> None:
