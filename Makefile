@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format data features train serve predict-batch compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift clean
+.PHONY: help venv demo test test-unit lint format data features train serve predict-batch compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift bench-load audit clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -85,6 +85,13 @@ bench-serving: $(STAMP) ## /predict latency + throughput vs a hand-written FastA
 
 bench-drift: $(STAMP) ## drift on 1M x 20 vs per-column scipy statistics
 	$(BIN)/python -m benchmarks.drift
+
+LOAD_MINUTES ?= 5
+bench-load: $(STAMP) ## locust: step to the highest sustained /predict rate, hold it LOAD_MINUTES (default 5)
+	LOAD_MINUTES=$(LOAD_MINUTES) $(BIN)/python -m benchmarks.load
+
+audit: $(STAMP) ## Dependency vulnerability audit of requirements.lock (pip-audit; fails if any pin cannot be checked)
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r requirements.lock
 
 clean: ## Remove local runtime state (.shipway/), keeping the virtualenv and DVC cache
 	rm -rf .shipway

@@ -8,9 +8,9 @@ or a new allowed category is one line in the spec, never a code change here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from shipway.spec import Column, DType, Task, UseCaseSpec
 
@@ -18,6 +18,24 @@ _PY_TYPES: dict[DType, type] = {DType.int: int, DType.float: float, DType.bool: 
 ENTITY_KEY_MAX = 256
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,56}$"
 """Client request ids: short and log-safe; 56 leaves room for the ``:shadow`` suffix."""
+NULLABLE: dict[str, Any] = {"nullable": True}
+"""OpenAPI 3.0 spelling of "may be null". BentoML flattens pydantic's
+``anyOf: [X, {type: null}]`` to ``X`` on the API's schema, so without this a documented
+``null`` (an optional request field, ``label`` of a regression) would contradict the
+OpenAPI page, and schema-driven clients and fuzzers would treat it as invalid."""
+
+
+def _json_number(value: Any) -> Any:
+    """Numbers only. Pydantic's lax mode reads ``true`` as 1 and ``"5"`` as 5, so a body
+    the OpenAPI page calls invalid (a boolean or a string where it says number) would be
+    scored instead of refused; exact floats such as ``2.0`` stay valid integers, as in
+    JSON Schema."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
 
 
 class _Row(BaseModel):
@@ -46,7 +64,7 @@ class FeedbackRequest(BaseModel):
         description="The request_id of the prediction this outcome belongs to.",
         examples=["4b0f7c1e-2a43-4bd6-9a43-1f6b1c0e8f7d"],
     )
-    actual: float = Field(
+    actual: Annotated[float, JsonNumber] = Field(
         description="Observed outcome: the value (regression) or 1/0 for the positive class.",
         examples=[112.5],
         allow_inf_nan=False,
@@ -62,9 +80,13 @@ def _field(col: Column) -> tuple[Any, Any]:
     """(annotation, FieldInfo) of one request field: type, bounds, categories, docs."""
     if col.dtype is DType.str:
         typ: Any = Literal[tuple(col.allowed)] if col.allowed else str
+    elif col.dtype is DType.bool:
+        typ = bool
     else:
-        typ = _PY_TYPES[col.dtype]
+        typ = Annotated[_PY_TYPES[col.dtype], JsonNumber]
     kwargs: dict[str, Any] = {"description": col.description or col.name}
+    if col.dtype is DType.bool:
+        kwargs["strict"] = True  # true/false only, not 1 or "yes"
     if col.example is not None:
         kwargs["examples"] = [col.example]
     num = int if col.dtype is DType.int else float
@@ -77,7 +99,7 @@ def _field(col: Column) -> tuple[Any, Any]:
     if col.dtype is DType.str and not col.allowed:
         kwargs["max_length"] = 256
     if col.nullable:
-        return typ | None, Field(default=None, **kwargs)
+        return typ | None, Field(default=None, json_schema_extra=NULLABLE, **kwargs)
     return typ, Field(**kwargs)
 
 
@@ -132,11 +154,16 @@ def api_types(spec: UseCaseSpec) -> ApiTypes:
                 default=None,
                 description="Classification only: 1 when the probability reaches the spec's "
                 "decision_threshold, else 0.",
+                json_schema_extra=NULLABLE,
             ),
         ),
         label=(
             str | None,
-            Field(default=None, description="Classification only: the predicted label."),
+            Field(
+                default=None,
+                description="Classification only: the predicted label.",
+                json_schema_extra=NULLABLE,
+            ),
         ),
         missing_features=(
             list[str],
@@ -148,3 +175,69 @@ def api_types(spec: UseCaseSpec) -> ApiTypes:
         ),
     )
     return ApiTypes(row=row, prediction=prediction)
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Error",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "What went wrong."}},
+}
+FIELD_ERRORS: dict[str, Any] = {
+    "type": "array",
+    "description": "One entry per invalid field: where (loc), what (msg), which rule (type).",
+    "items": {
+        "type": "object",
+        "properties": {
+            "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+            "msg": {"type": "string"},
+            "type": {"type": "string"},
+        },
+    },
+}
+GUARD_RESPONSES: dict[str, tuple[str, frozenset[str] | None]] = {
+    "401": ("Missing or invalid bearer token (when the service has one).", None),
+    "409": ("X-Request-ID already used by an earlier prediction.", frozenset({"/predict"})),
+    "413": ("Request body larger than the service's limit.", None),
+    "503": ("Model, feature store or prediction log not loaded yet; retry shortly.", None),
+}
+"""Answers the service gives besides BentoML's 200/400/404/500: (meaning, routes or all)."""
+
+
+def document_answers(doc: dict[str, Any], routes: frozenset[str], bearer: bool) -> dict[str, Any]:
+    """Make the OpenAPI page state every answer the API really gives.
+
+    BentoML documents a 400's ``detail`` as a string, while it (and the guard middleware)
+    answer a list of field errors; it leaves the request body optional, though an empty
+    one is refused; and it does not know the guard's 401/413, the 409 of a reused request
+    id or the 503 while loading. A client generated from the page, or a
+    schema-driven fuzzer, would otherwise see undocumented answers. With ``bearer`` the
+    routes also declare the bearer security scheme.
+    """
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    invalid = schemas.get("InvalidArgument")
+    if isinstance(invalid, dict):
+        invalid.setdefault("properties", {})["detail"] = FIELD_ERRORS
+    schemas["Error"] = ERROR_SCHEMA
+    if bearer:
+        doc["components"].setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+        }
+    ref = {"$ref": "#/components/schemas/Error"}
+    for route in routes:
+        post = doc.get("paths", {}).get(route, {}).get("post")
+        if not isinstance(post, dict):
+            continue
+        if isinstance(post.get("requestBody"), dict):
+            post["requestBody"]["required"] = True  # an empty body is a 400, not a valid call
+        responses = post.setdefault("responses", {})
+        for code, (meaning, only) in GUARD_RESPONSES.items():
+            if (only is None or route in only) and (code != "401" or bearer):
+                responses[code] = {
+                    "description": meaning,
+                    "content": {"application/json": {"schema": ref}},
+                }
+        if bearer:
+            post["security"] = [{"bearer": []}]
+    return doc
