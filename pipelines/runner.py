@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import re
+import sys
 import tempfile
+from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pipelines.training import COMPILED, PIPELINE_NAME, build_pipeline, compile_pipeline
 from shipway.lineage import git_commit
@@ -31,6 +37,52 @@ def pipeline_arguments(
     }
 
 
+class PipelineFailed(RuntimeError):
+    """A kfp.local run failed: the message names the failed task and the cause it raised."""
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class OutputTail(io.TextIOBase):
+    """Passes text through to ``out`` and keeps its last lines.
+
+    kfp.local reports only "Inner task failed: 'register-model'"; the exception that
+    failed the component is in the component's output, which it prints line by line.
+    """
+
+    def __init__(self, out: TextIO, keep: int = 400) -> None:
+        self.out = out
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._partial = ""
+
+    def write(self, s: str) -> int:
+        self.out.write(s)
+        *done, self._partial = (self._partial + s).split("\n")
+        self.lines.extend(done)
+        return len(s)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def failure_cause(lines: Iterable[str]) -> str:
+    """The exception line that ends the last Python traceback in ``lines`` ('' if none).
+
+    With chained exceptions the last traceback is the outermost one, which the steps
+    raise with the step's name and the original cause in its message.
+    """
+    cause, indent = "", -1  # indent: of the open traceback's header (kfp.local adds some)
+    for raw in lines:
+        line = ANSI.sub("", raw).rstrip()
+        text = line.lstrip()
+        if text.startswith("Traceback (most recent call last)"):
+            indent = len(line) - len(text)
+        elif indent >= 0 and text and len(line) - len(text) == indent:
+            cause, indent = text, -1
+    return cause
+
+
 def run_local(
     settings: Settings, usecase: str, data_rev: str = "HEAD", as_of: str = ""
 ) -> dict[str, Any]:
@@ -44,7 +96,17 @@ def run_local(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
     )
     pipeline = build_pipeline(settings.image)
-    task = pipeline(**pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of))
+    tail = OutputTail(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(tail):  # kfp.local prints each component's output
+            task = pipeline(
+                **pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of)
+            )
+    except RuntimeError as exc:
+        cause = failure_cause(tail.lines)
+        raise PipelineFailed(
+            ANSI.sub("", str(exc)) + (f" Cause: {cause}" if cause else "")
+        ) from exc
     artifact = task.output
     return dict(json.loads(Path(artifact.path).read_text()))
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +37,31 @@ SHADOW_SUFFIX = ":shadow"
 
 class NotReady(RuntimeError):
     """The model, the feature store or the log is not loaded (yet)."""
+
+
+class Unavailable(RuntimeError):
+    """A store did not answer; ``what`` names it and where it is, for the one log line."""
+
+    def __init__(self, what: str, cause: Exception) -> None:
+        super().__init__(f"{what}: {type(cause).__name__}: {cause}")
+        self.what = what
+        self.cause = cause
+
+
+def online_store_address(config: Any) -> str:
+    """The online store's kind and address for log lines, never its credentials.
+
+    Feast connection strings carry options such as ``password=...`` after the hosts
+    (``host:port,db=0,password=...``); only the ``host:port`` parts are kept.
+    """
+    osc = config.online_store
+    kind = str(getattr(osc, "type", type(osc).__name__))
+    conn = getattr(osc, "connection_string", None)
+    if conn:
+        hosts = [h.rsplit("@", 1)[-1] for h in str(conn).split(",") if h and "=" not in h]
+        return f"online store {kind} at {','.join(hosts)}"
+    path = getattr(osc, "path", None)
+    return f"online store {kind} at {path}" if path else f"online store {kind}"
 
 
 class DuplicateRequestId(RuntimeError):
@@ -115,17 +141,20 @@ class Engine:
         try:
             fn()
         except Exception as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-            if self._problems.get(what) != problem:
+            label, cause = what, exc
+            if isinstance(exc, Unavailable):  # names the part and where it is
+                label, cause = exc.what, exc.cause
+            problem = f"{type(cause).__name__}: {cause}"
+            if self._problems.get(what) != f"{label}: {problem}":
                 state = "still serving the loaded models" if self.ready else "/readyz is 503"
                 log.error(
                     "shipway: %s unavailable (%s); %s, retrying every %.0fs",
-                    what,
+                    label,
                     problem,
                     state,
                     self.settings.startup_retry_seconds,
                 )
-            self._problems[what] = problem
+            self._problems[what] = f"{label}: {problem}"
         else:
             if self._problems.pop(what, None) is not None:
                 log.warning("shipway: %s available again", what)
@@ -139,10 +168,21 @@ class Engine:
             return
         from feature_repo.store import feature_store
 
-        store = feature_store(self.settings)
+        store = feature_store(self.settings)  # fresh each attempt: no stale connection kept
         store.get_feature_service(self.spec.feature_service_name)  # applied?
-        with self._lock:
-            scoring.fetch(store, self.spec, [probe_row(self.spec)])  # online store answers?
+        where = online_store_address(store.config)
+        path = getattr(store.config.online_store, "path", None)
+        if store.config.online_store.type == "sqlite" and path and not Path(path).is_file():
+            # probing would create an empty database file and fail on its missing tables
+            raise Unavailable(
+                where,
+                FileNotFoundError(f"{path} does not exist; run feast apply and materialize"),
+            )
+        try:
+            with self._lock:
+                scoring.fetch(store, self.spec, [probe_row(self.spec)])  # online store answers?
+        except Exception as exc:
+            raise Unavailable(where, exc) from exc
         self.store = store
         log.info("shipway: feature service %s online", self.spec.feature_service_name)
 

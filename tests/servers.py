@@ -44,11 +44,13 @@ def pg_bindir() -> Path | None:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """A throwaway Redis (no persistence); yields 'host:port' (Feast connection string)."""
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """A throwaway Redis (no persistence); yields 'host:port' (Feast connection string).
+
+    ``port`` brings one up where a client was already pointed (a store coming back)."""
     binary = redis_binary()
     assert binary, "redis-server not installed"
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

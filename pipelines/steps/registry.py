@@ -203,3 +203,72 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None
                 name, FIRST_CHAMPION_AT_TAG, datetime.now(UTC).isoformat()
             )
     log.info("%s@%s -> version %s", name, alias, version)
+
+
+class RegistrationFailed(RuntimeError):
+    """The register step failed; the message names the step, what was undone and the cause."""
+
+
+REGISTRATION_ERROR_TAG = "shipway.registration_error"
+"""Run tag: why the register step failed after this run was logged (the run is FAILED)."""
+
+
+def alias_targets(client: MlflowClient, name: str) -> dict[str, str | None]:
+    """The versions champion and challenger point at now (None: unset), to restore later.
+
+    Only a model that does not exist yet means "no aliases": any other registry error
+    propagates, since restoring from a wrong snapshot would unset a real champion.
+    """
+    try:
+        aliases = client.get_registered_model(name).aliases or {}
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        aliases = {}
+    return {a: str(aliases[a]) if a in aliases else None for a in (CHAMPION, CHALLENGER)}
+
+
+def withdraw(
+    client: MlflowClient, mv: ModelVersion, before: dict[str, str | None], cause: BaseException
+) -> RegistrationFailed:
+    """Undo a registration that failed after its version was created; return the error.
+
+    A version whose governance evidence, links or aliases were only partly written must
+    not stay in the registry: a human could promote it, and rollback or the portfolio
+    would count it. So every alias that already points at it goes back to where it
+    pointed before (or is removed), the version is deleted (MLflow deletes softly and never
+    reuses its number), and its run is marked FAILED with the cause as a tag, which keeps
+    the attempt auditable. Each undo step is tried on its own: a registry that is
+    unreachable now cannot undo anything, and the error then names the version to clean up.
+    """
+    name, version = mv.name, str(mv.version)
+    reason = f"{type(cause).__name__}: {cause}"
+    done: list[str] = []
+    for alias, target in before.items():
+        try:
+            now = alias_version(client, name, alias)
+            if now is None or str(now.version) != version:
+                continue
+            if target is None:
+                client.delete_registered_model_alias(name, alias)
+            else:
+                client.set_registered_model_alias(name, alias, target)
+            done.append(f"{alias} restored to {f'v{target}' if target else 'unset'}")
+        except Exception as exc:  # keep undoing the rest; say what is left
+            done.append(f"{alias} NOT restored ({type(exc).__name__}: {exc})")
+    if mv.run_id:
+        try:
+            client.set_tag(mv.run_id, REGISTRATION_ERROR_TAG, reason[:5000])
+            client.set_terminated(mv.run_id, status="FAILED")
+            done.append(f"run {mv.run_id} marked FAILED")
+        except Exception as exc:
+            done.append(f"run {mv.run_id} NOT marked FAILED ({type(exc).__name__})")
+    try:
+        client.delete_model_version(name, version)
+        done.append(f"v{version} deleted")
+    except Exception as exc:
+        done.append(f"v{version} NOT deleted, delete it by hand ({type(exc).__name__}: {exc})")
+    log.error("register step of %s v%s failed (%s): %s", name, version, "; ".join(done), reason)
+    return RegistrationFailed(
+        f"register step failed after creating {name} v{version} ({'; '.join(done)}): {reason}"
+    )

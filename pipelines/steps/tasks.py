@@ -193,22 +193,50 @@ def register_task(
     ref_dir.mkdir(parents=True, exist_ok=True)
     reference.to_parquet(ref_dir / "reference.parquet", index=False)
     client = registry.connect(tracking_uri)
-    run_id, mv = registry.log_run(
-        client,
-        spec,
-        artifact_root=artifact_root or None,
-        model=model,
-        onnx_bytes=onnx_path.read_bytes() if onnx_path.exists() else None,
-        x_example=model_frame(spec, train.head(5)),
-        train_frame=train,
-        hyperparameters=hp,
-        summary=summary,
-        record=record,
-        plots=sorted((eval_dir / "plots").glob("*.png")),
-        lineage=lineage,
-        workdir=workdir,
-        dataset_source=str((sets / "train.parquet").resolve()),
-    )
+    before = registry.alias_targets(client, spec.registered_model_name)
+    try:
+        run_id, mv = registry.log_run(
+            client,
+            spec,
+            artifact_root=artifact_root or None,
+            model=model,
+            onnx_bytes=onnx_path.read_bytes() if onnx_path.exists() else None,
+            x_example=model_frame(spec, train.head(5)),
+            train_frame=train,
+            hyperparameters=hp,
+            summary=summary,
+            record=record,
+            plots=sorted((eval_dir / "plots").glob("*.png")),
+            lineage=lineage,
+            workdir=workdir,
+            dataset_source=str((sets / "train.parquet").resolve()),
+        )
+    except Exception as exc:  # MLflow marks the run FAILED; no version, no alias moved
+        raise registry.RegistrationFailed(
+            f"register step failed before a version of {spec.registered_model_name} was "
+            f"created (its MLflow run is marked FAILED; champion and challenger unchanged): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        return _govern(client, spec, meta, sets, mv, record, run_id, lineage, kfp_run_id)
+    except Exception as exc:  # no half-registered version is left behind
+        raise registry.withdraw(client, mv, before, exc) from exc
+
+
+def _govern(
+    client: Any,
+    spec: Any,
+    meta: dict[str, Any],
+    sets: Path,
+    mv: Any,
+    record: GateRecord,
+    run_id: str,
+    lineage: dict[str, str],
+    kfp_run_id: str,
+) -> dict[str, Any]:
+    """Governance, aliases and the result of a freshly registered version; a failure in
+    here makes :func:`register_task` withdraw the version (``registry.withdraw``)."""
+    from pipelines.steps import registry
     from shipway.governance.registration import govern_registration
 
     # governance: use-case approval + data readiness on this run's splits, trail, cards
