@@ -17,9 +17,12 @@ not stop a write, but no one can create a directory inside a file).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,6 +217,80 @@ def test_missing_sqlite_online_store_is_503_then_recovers(
         _assert_serves(handle, hotel, bookings, expected)
     finally:
         handle.stop()
+
+
+# ---------------------------------------------------------------- serving: kill -9, restart
+def _load(url: str, rows: list[dict[str, Any]], stop: threading.Event, acked: list[str]) -> None:
+    """One client posting rows until told to stop or the server is gone; keeps the ids of
+    answered predictions (an answer is an acknowledgement: the log commit came first)."""
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            try:
+                resp = c.post("/predict", json=rows[i % len(rows)])
+            except httpx.HTTPError:
+                return
+            if resp.status_code == 200:
+                acked.append(resp.json()["request_id"])  # list.append is atomic
+
+
+def test_kill_9_under_load_then_restart_serves_every_acknowledged_prediction(
+    settings: Settings,
+    hotel: UseCaseSpec,
+    champion: dict,
+    bookings: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL the whole service group while 6 clients are posting; a new service on the
+    same prediction log starts cleanly and knows every acknowledged prediction (feedback
+    for each is accepted, which looks it up in the log), and keeps appending to it."""
+    from shipway.predictionlog import PredictionLog
+
+    log_db = tmp_path / "predictions.db"
+    env = {
+        "SHIPWAY_MLFLOW_TRACKING_URI": champion["uri"],
+        "SHIPWAY_PREDICTION_LOG_URI": str(log_db),
+    }
+    rows = [request_body(hotel, r) for _, r in bookings.iterrows()]
+    handle = _start(settings, hotel, tmp_path, **env)
+    acked: list[str] = []
+    stop = threading.Event()
+    try:
+        wait_ready(handle)
+        clients = [
+            threading.Thread(target=_load, args=(handle.url, rows, stop, acked)) for _ in range(6)
+        ]
+        for t in clients:
+            t.start()
+        deadline = time.monotonic() + 120
+        while len(acked) < 120 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.killpg(handle.proc.pid, signal.SIGKILL)  # mid-traffic: requests are in flight
+        stop.set()
+        for t in clients:
+            t.join(60)
+        assert handle.proc.wait(30) == -signal.SIGKILL
+    finally:
+        stop.set()
+        handle.stop(signal.SIGKILL)
+    assert len(acked) >= 120
+    (tmp_path / "restart").mkdir()
+    again = _start(settings, hotel, tmp_path / "restart", **env)
+    try:
+        wait_ready(again)
+        with httpx.Client(base_url=again.url, timeout=30) as c:
+            for rid in acked:
+                resp = c.post("/feedback", json={"request_id": rid, "actual": 100.0})
+                assert resp.status_code == 200, (rid, resp.text)
+            assert c.post("/predict", json=rows[0]).status_code == 200
+    finally:
+        again.stop()
+    plog = PredictionLog(str(log_db))
+    assert plog.integrity_ok()
+    assert plog.count(hotel.name) >= len(acked) + 1
+    answered = plog.window(hotel.name).set_index("request_id")
+    assert (answered.loc[acked, "actual"] == 100.0).all()
 
 
 # ---------------------------------------------------------------- training: register step
