@@ -7,6 +7,9 @@ compares served inputs and champion predictions with the champion's reference
 validation metric (``monitoring.performance``), compares a challenger on the same traffic
 (``monitoring.challenger``), writes the reports (``monitoring.report``) and, when given
 ``MonitorMetrics``, exports the Prometheus gauges. ``run_forever`` repeats it on a schedule.
+Each written window also runs the champion's post-deployment review once it is due
+(``review_if_due``), so the periodic monitor — the chart's monitor Deployment on a
+cluster — is what schedules the review.
 """
 
 from __future__ import annotations
@@ -256,7 +259,36 @@ def run_window(
     if metrics is not None:
         metrics.publish(result)
     log.info("%s", result.summary())
+    if write:
+        review_if_due(settings, spec)
     return result
+
+
+def review_if_due(settings: Settings, spec: UseCaseSpec) -> str | None:
+    """The scheduled post-deployment review: after each written window (whose drift
+    verdict it reads), review the champion once its review window has passed.
+
+    Once per champion tenure (``shipway.governance.review.scheduled_review``); returns the
+    record's URI when a review ran. A failing review is logged, never fatal to monitoring.
+    """
+    from shipway.governance.review import scheduled_review
+
+    try:
+        done = scheduled_review(settings, spec)
+    except Exception:
+        log.exception("scheduled post-deployment review of %s failed", spec.name)
+        return None
+    if done is None:
+        return None
+    record, uri = done
+    log.info(
+        "post-deployment review of %s v%s: %s (%s)",
+        spec.name,
+        record.subject.get("version"),
+        "passed" if record.passed else "FAILED: " + "; ".join(c.name for c in record.failures),
+        uri,
+    )
+    return uri
 
 
 def run_forever(

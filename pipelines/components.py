@@ -107,13 +107,12 @@ def register_model(
     result: Output[Artifact],
     summary: Output[HTML],
 ) -> str:
-    """Register the version (challenger); it becomes champion only if the gate passed."""
-    import html
-    import json
+    """Register the version (challenger when its governance gates pass); champion is
+    decided by the production-readiness and promotion steps."""
     import tempfile
     from pathlib import Path
 
-    from pipelines.steps.tasks import register_task
+    from pipelines.steps.tasks import register_task, write_result
     from shipway.settings import get_settings
 
     s = get_settings()
@@ -129,13 +128,61 @@ def register_model(
         git_commit,
         Path(tempfile.mkdtemp(prefix="shipway-register-")),
     )
-    Path(result.path).write_text(json.dumps(res, indent=2, default=str))
+    write_result(res, Path(result.path), Path(summary.path), "Registered model")
     result.metadata.update({k: v for k, v in res.items() if k != "failures"})
-    rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in res.items()
+    return f"{res['model']}@{res['version']}"
+
+
+def production_readiness(
+    data: Input[Dataset],
+    registered: Input[Artifact],
+    tracking_uri: str,
+    readiness: Output[Artifact],
+) -> bool:
+    """The production-readiness gate (Bento build + serve smoke) when the pipeline could
+    promote the version; skipped with the reason otherwise."""
+    import json
+    from pathlib import Path
+
+    from pipelines.steps.tasks import readiness_task
+    from shipway.settings import get_settings
+
+    res = readiness_task(
+        Path(data.path),
+        json.loads(Path(registered.path).read_text()),
+        tracking_uri or get_settings().tracking_uri,
     )
-    Path(summary.path).write_text(f"<h2>Registered model</h2><table>{rows}</table>")
+    Path(readiness.path).write_text(json.dumps(res, indent=2, default=str))
+    readiness.metadata.update({k: v for k, v in res.items() if k != "failures"})
+    return bool(res["passed"])
+
+
+def promote_model(
+    data: Input[Dataset],
+    registered: Input[Artifact],
+    readiness: Input[Artifact],
+    tracking_uri: str,
+    kfp_run_id: str,
+    result: Output[Artifact],
+    summary: Output[HTML],
+) -> str:
+    """Champion only by the rule of `shipway promote` (production readiness included)
+    where the spec lets the pipeline promote without a human; recorded either way."""
+    import json
+    from pathlib import Path
+
+    from pipelines.steps.tasks import promote_task, write_result
+    from shipway.settings import get_settings
+
+    res = promote_task(
+        Path(data.path),
+        json.loads(Path(registered.path).read_text()),
+        json.loads(Path(readiness.path).read_text()),
+        tracking_uri or get_settings().tracking_uri,
+        kfp_run_id,
+    )
+    write_result(res, Path(result.path), Path(summary.path), "Promotion")
+    result.metadata.update({k: v for k, v in res.items() if k != "failures"})
     return f"{res['model']}@{res['version']}"
 
 
@@ -147,6 +194,8 @@ class Components:
     evaluate_model: Any
     validation_gate: Any
     register_model: Any
+    production_readiness: Any
+    promote_model: Any
 
 
 def components(image: str) -> Components:
@@ -162,4 +211,6 @@ def components(image: str) -> Components:
         make(evaluate_model),
         make(validation_gate),
         make(register_model),
+        make(production_readiness),
+        make(promote_model),
     )

@@ -86,7 +86,7 @@ def failure_cause(lines: Iterable[str]) -> str:
 def run_local(
     settings: Settings, usecase: str, data_rev: str = "HEAD", as_of: str = ""
 ) -> dict[str, Any]:
-    """Run every component through kfp.local in this virtualenv; return the register result."""
+    """Run every component through kfp.local in this virtualenv; return the promotion result."""
     from kfp import local
 
     settings.export_env()
@@ -131,7 +131,7 @@ def run_in_process(
     tasks.gate_task(
         w / "data", w / "sets", w / "model", w / "eval", args["tracking_uri"], w / "gate"
     )
-    return tasks.register_task(
+    registered = tasks.register_task(
         w / "data",
         w / "sets",
         w / "model",
@@ -143,6 +143,8 @@ def run_in_process(
         args["git_commit"],
         w / "register",
     )
+    ready = tasks.readiness_task(w / "data", registered, args["tracking_uri"])
+    return tasks.promote_task(w / "data", registered, ready, args["tracking_uri"], "in-process")
 
 
 def package_for(image: str) -> Path:

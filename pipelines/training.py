@@ -1,5 +1,6 @@
 """The training pipeline: fetch a data version -> training set -> train -> evaluate ->
-gate -> register. One definition, run by kfp.local or by Kubeflow Pipelines unchanged."""
+gate -> register -> production readiness -> promotion. One definition, run by kfp.local
+or by Kubeflow Pipelines unchanged."""
 
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
     @dsl.pipeline(
         name=PIPELINE_NAME,
         description="Shipway training: DVC data version -> Feast training set -> train -> "
-        "evaluate -> model-validation gate -> MLflow registry (challenger, champion if passed).",
+        "evaluate -> model-validation gate -> MLflow registry (challenger) -> production "
+        "readiness (Bento build + smoke) -> champion if the spec's promotion rule holds.",
     )
     def training_pipeline(
         usecase: str = "hotel_rates",
@@ -60,9 +62,21 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
             kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         reg.set_display_name("register (MLflow)")
-        for task in (fetch, sets, train, ev, gate, reg):
+        ready = c.production_readiness(
+            data=data, registered=reg.outputs["result"], tracking_uri=tracking_uri
+        )
+        ready.set_display_name("production-readiness gate (Bento build + smoke)")
+        promo = c.promote_model(
+            data=data,
+            registered=reg.outputs["result"],
+            readiness=ready.outputs["readiness"],
+            tracking_uri=tracking_uri,
+            kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        )
+        promo.set_display_name("promotion (champion if the rule holds)")
+        for task in (fetch, sets, train, ev, gate, reg, ready, promo):
             task.set_caching_options(False)  # every run re-reads data and the registry
-        return reg.outputs["result"]
+        return promo.outputs["result"]
 
     return training_pipeline
 

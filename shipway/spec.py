@@ -407,13 +407,15 @@ class Governance(_Strict):
     auto_promote: bool = Field(
         default=True,
         description="Let the training pipeline promote a version that passed model "
-        "validation, use-case approval and data readiness when its risk level needs no "
-        "human approval; false: only `shipway promote` (with production readiness) does.",
+        "validation, use-case approval, data readiness and the production-readiness gate "
+        "(which the pipeline then runs itself) when its risk level needs no human "
+        "approval; false: only `shipway promote` does.",
     )
     review_after_days: float = Field(
         default=7.0,
         gt=0,
-        description="Post-deployment review: days a champion serves before it is reviewed.",
+        description="Post-deployment review: days a champion serves before it is reviewed; "
+        "the monitor runs the review once per champion tenure when they have passed.",
     )
     review_min_predictions: int = Field(
         default=100,
@@ -425,6 +427,11 @@ class Governance(_Strict):
     def approval_required(self, risk: RiskLevel) -> bool:
         """Whether a use case of this risk level needs a named human to approve promotion."""
         return risk in self.approval_required_for
+
+    def pipeline_promotes(self, risk: RiskLevel) -> bool:
+        """Whether the training pipeline may promote by itself (after production readiness):
+        auto_promote is on and this risk level needs no human approval."""
+        return self.auto_promote and not self.approval_required(risk)
 
 
 class Portfolio(_Strict):

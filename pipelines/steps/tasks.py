@@ -161,13 +161,12 @@ def register_task(
     git_commit: str,
     workdir: Path,
 ) -> dict[str, Any]:
-    """Log the run, register the version as challenger; champion only if the gate passed
-    and the use case's objective is approved (an unapproved use case trains, is evaluated
-    and registered for experimentation, but never reaches production).
+    """Log the run, register the version as challenger (an unapproved use case trains, is
+    evaluated and registered for experimentation, but never reaches production).
 
     Governance (``shipway.governance.registration``) runs the use-case-approval and
     data-readiness gates on this run's splits first: a version failing them gets no alias
-    at all, and the pipeline promotes only when the spec's risk level needs no human."""
+    at all. Champion is decided later, by ``readiness_task`` and ``promote_task``."""
     import joblib
 
     from pipelines.steps import registry
@@ -244,13 +243,13 @@ def _govern(
     name = spec.registered_model_name
     if gov.gates_passed:  # a challenger can answer live traffic: governed versions only
         registry.set_alias(client, name, registry.CHALLENGER, mv.version)
-    promoted = gov.promote(client, kfp_run_id)  # recorded; the spec's rule decides
-    blocked = promotion_blocked(spec, record) or _governance_block(gov, record, promoted)
+    # champion is decided after production readiness (readiness_task, promote_task)
+    blocked = promotion_blocked(spec, record) or _governance_block(gov, record)
     result = {
         "model": name,
         "version": mv.version,
         "run_id": run_id,
-        "promoted": promoted,
+        "promoted": False,
         "gate_passed": record.passed,
         "failures": [c.summary() for c in record.failures] + gov.failures,
         "promotion_blocked": blocked,
@@ -261,20 +260,23 @@ def _govern(
         "registered %s v%s (%s)",
         name,
         mv.version,
-        "gate passed -> champion"
-        if promoted
+        "gate passed, production readiness next"
+        if record.passed and not blocked
         else (blocked or "gate FAILED") + ", champion unchanged",
     )
     return result
 
 
-def _governance_block(gov: Any, record: GateRecord, promoted: bool) -> str:
-    """Why governance kept a version that passed its gate from champion ('' if it did not)."""
-    if promoted or not record.passed:
+def _governance_block(gov: Any, record: GateRecord) -> str:
+    """Why governance keeps a version that passed its gate from the pipeline's promotion
+    ('' when only production readiness and the promotion rule remain to decide)."""
+    if not record.passed:
         return ""
     if not gov.gates_passed:
         return "not promoted and given no alias: " + "; ".join(gov.failures)
     g = gov.spec.governance
+    if g.pipeline_promotes(gov.spec.risk_level):
+        return ""
     return (
         f"not promoted by the pipeline (risk level {gov.spec.risk_level.value}, auto_promote "
         f"{g.auto_promote}): run `shipway gate production-readiness`, then `shipway approve` "
@@ -290,3 +292,69 @@ def promotion_blocked(spec: Any, record: GateRecord) -> str:
             "(objective.approval.approved is false in its spec)"
         )
     return ""
+
+
+def readiness_task(fetched: Path, registered: dict[str, Any], tracking_uri: str) -> dict[str, Any]:
+    """The production-readiness gate of the registered version (a real Bento build and
+    ``bentoml serve`` smoke test), run only when the pipeline could promote it."""
+    from pipelines.steps import registry
+    from shipway.governance.readiness import pipeline_readiness
+    from shipway.settings import Settings
+
+    spec, _, _ = load_fetched(fetched)
+    client = registry.connect(tracking_uri)
+    mv = client.get_model_version(registered["model"], str(registered["version"]))
+    res = pipeline_readiness(Settings(), client, spec, mv, registered)
+    log.info("production readiness of %s v%s: %s", mv.name, mv.version, res["summary"])
+    return res
+
+
+def promote_task(
+    fetched: Path,
+    registered: dict[str, Any],
+    readiness: dict[str, Any],
+    tracking_uri: str,
+    kfp_run_id: str,
+) -> dict[str, Any]:
+    """The pipeline's promotion (``governance.promotion.auto_promote``: the rule of
+    ``shipway promote``, under the model's lock), then the cards; the pipeline's result."""
+    from pipelines.steps import registry
+    from shipway.governance.promotion import auto_promote
+    from shipway.governance.registration import publish_cards
+    from shipway.settings import Settings
+
+    spec, _, _ = load_fetched(fetched)
+    settings = Settings()
+    client = registry.connect(tracking_uri)
+    mv = client.get_model_version(registered["model"], str(registered["version"]))
+    record, _ = auto_promote(settings, client, spec, mv, kfp_run_id, readiness["summary"])
+    publish_cards(settings, client, spec, mv)
+    blocked = registered["promotion_blocked"]
+    if not record.passed and registered["gate_passed"] and not blocked:
+        blocked = "not promoted: " + "; ".join(c.summary() for c in record.failures)
+    result = {
+        **registered,
+        "promoted": record.passed,
+        "promotion_blocked": "" if record.passed else blocked,
+        "production_readiness": readiness,
+        "previous_champion": record.facts["previous_champion"],
+    }
+    log.info(
+        "%s v%s: %s",
+        mv.name,
+        mv.version,
+        "champion" if record.passed else (blocked or "gate FAILED") + ", champion unchanged",
+    )
+    return result
+
+
+def write_result(res: dict[str, Any], path: Path, summary: Path, title: str) -> None:
+    """A step's result as JSON (the next step's input) and an HTML table (the KFP UI)."""
+    import html
+
+    path.write_text(json.dumps(res, indent=2, default=str))
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in res.items()
+    )
+    summary.write_text(f"<h2>{html.escape(title)}</h2><table>{rows}</table>")

@@ -149,15 +149,11 @@ def gate_production_cmd(
 ) -> None:
     """Bento builds and serves this version within the latency budget; monitoring
     reference, alert rules and a rollback target exist."""
-    import socket
-
     from shipway.governance import checks
+    from shipway.net import free_port
 
     settings, spec, client, mv = _version(model)
-    if port is None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+    port = port or free_port()
     with console.status(f"building and smoke-testing {mv.name} v{mv.version}"):
         record, uri = checks.production_readiness(settings, client, spec, mv, port)
     _refresh_cards(settings, client, spec, mv)
@@ -171,7 +167,10 @@ def gate_review_cmd(
     model: Annotated[str, typer.Argument(help="<model>@<version>.")] = "",
     usecase: UsecaseOpt = None,
 ) -> None:
-    """Live performance vs validation, drift, SLOs, volume and the KPI vs its baseline."""
+    """Live performance vs validation, drift, SLOs, volume and the KPI vs its baseline.
+
+    The monitor runs this by itself for the champion once it has served
+    governance.review_after_days (once per champion tenure); this runs it now."""
     from shipway.governance import checks
 
     if not model:
@@ -207,8 +206,9 @@ def promote_cmd(
     model: Ref,
     by: Annotated[str | None, typer.Option("--by", help="Who promotes (default: OS user).")] = None,
 ) -> None:
-    """Make a version champion: needs production readiness, and a recorded approval where
-    the spec's risk level requires one. Refusals are recorded too."""
+    """Make a version champion: needs production readiness, a rollback target (unless it is
+    the first champion), and a recorded approval where the spec's risk level requires one.
+    Serialized with other promotions and rollbacks of the model; refusals are recorded too."""
     from shipway.governance.promotion import promote
 
     settings, spec, client, mv = _version(model)

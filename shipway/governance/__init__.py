@@ -5,8 +5,10 @@ data readiness, model validation, production readiness and post-deployment revie
 Promotion, rollback, approvals, retention and erasure leave records of the same kind,
 so an auditor reads one format for every decision. Modules stay small and each owns one
 noun: ``trail`` (where records live), ``gates`` (what each gate checks), ``probes`` (the
-production-readiness checks that run things), ``review``, ``approval``, ``promotion``,
-``cards``, ``audit`` (the offline bundle), ``lineage`` and ``retention``.
+production-readiness checks that run things), ``readiness`` (when the training pipeline
+runs that gate), ``review`` (and its schedule), ``approval``, ``promotion``, ``locks`` (one
+lock per model for champion moves), ``cards``, ``audit`` (the offline bundle),
+``lineage`` and ``retention``.
 """
 
 from __future__ import annotations

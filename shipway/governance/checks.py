@@ -98,6 +98,12 @@ def production_readiness(
 def post_deployment_review(
     settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, now: datetime | None = None
 ) -> tuple[GateRecord, str]:
+    """Review the version now; a review whose window had elapsed marks its champion
+    tenure reviewed, so the monitor's scheduled review does not repeat it."""
+    from shipway.governance.review import mark_reviewed
+
     facts = review_facts(settings, client, spec, mv, now)
     record = gates.post_deployment_review(spec, subject(mv, spec.name), facts)
-    return record, _record(settings, client, spec, record, mv)
+    uri = _record(settings, client, spec, record, mv)
+    mark_reviewed(client, mv, record)
+    return record, uri

@@ -177,20 +177,25 @@ def production_readiness(
     )
     crit.append(Criterion("monitoring_reference", r["ok"], r.get("rows"), detail=r["detail"]))
     crit.append(Criterion("alert_rules", a["ok"], a.get("rules"), detail=a["detail"]))
-    target = rb.get("target")
-    crit.append(
-        Criterion(
-            "rollback_target",
-            target is not None or rb["first_model"],
-            f"v{target}"
-            if target is not None
-            else "none (first model)"
-            if rb["first_model"]
-            else "none",
-            detail=rb["detail"],
-        )
-    )
+    crit.append(rollback_criterion(rb))
     return GateRecord(PRODUCTION_READINESS, subject, crit, probes)
+
+
+def rollback_criterion(rb: dict[str, Any]) -> Criterion:
+    """A version rollback could restore (``probes.rollback``'s finding) must exist.
+
+    The one exception is the first champion of a use case: there is no earlier model to go
+    back to, so rollback would mean taking the service down. That is not a reason to block
+    the first model forever; it passes with the value ``none (first model)`` and the fact
+    ``first_model: true`` in the record. Earlier champions that are all ineligible (rolled
+    back, failed a gate, lack a required approval) do fail it.
+    """
+    target = rb.get("target")
+    first = bool(rb.get("first_model"))
+    value = f"v{target}" if target is not None else "none (first model)" if first else "none"
+    return Criterion(
+        "rollback_target", target is not None or first, value, detail=rb.get("detail", "")
+    )
 
 
 def post_deployment_review(

@@ -1,15 +1,21 @@
 """Promotion to champion: the governed path (``shipway promote``) and the pipeline's.
 
-The rule, from the spec:
+The rule, from the spec, is the same for both:
 
-* ``shipway promote``: the version passed use-case approval, data readiness and model
-  validation; its newest production-readiness record passed; the use case is approved
-  *now*; every linked record still verifies; and, when ``governance.approval_required_for``
+* the version passed use-case approval, data readiness and model validation; its newest
+  production-readiness record passed (the Bento builds and answers within budget, the
+  monitoring reference and alert rules exist); the use case is approved *now*; every
+  linked record still verifies; a rollback target exists now, or this is the use case's
+  first champion (recorded as ``first_model``: there is nothing to go back to, which the
+  production-readiness gate already stated); and, when ``governance.approval_required_for``
   lists the spec's risk level, a recorded human approval covers that very
-  production-readiness record.
-* the training pipeline may promote by itself only when ``governance.auto_promote`` is on
-  and the risk level needs no human approval; it records which gates it relied on.
+  production-readiness record;
+* the training pipeline (``auto_promote``) additionally needs ``governance.auto_promote``
+  on and a risk level that needs no human approval; it never approves anything itself.
 
+The read of the current champion, the decision, the record (with the true previous
+champion) and the alias move happen inside one lock per registered model
+(``locks.model_lock``), shared with rollback, so concurrent promotions serialize.
 Every attempt, refused or not, is a ``promotion`` record in the trail.
 """
 
@@ -24,10 +30,12 @@ from shipway.governance import (
     PRODUCTION_READINESS,
     PROMOTION,
     USE_CASE_APPROVAL,
+    probes,
 )
 from shipway.governance.approval import current_user
 from shipway.governance.facts import VersionFacts, collect
-from shipway.governance.gates import use_case_approval
+from shipway.governance.gates import rollback_criterion, use_case_approval
+from shipway.governance.locks import model_lock
 from shipway.governance.trail import trail_for
 from shipway.governance.versions import (
     GovernanceError,
@@ -85,9 +93,10 @@ def approval_criterion(spec: UseCaseSpec, facts: VersionFacts) -> Criterion:
 
 
 def promotion_criteria(
-    spec: UseCaseSpec, facts: VersionFacts, current: Any | None
+    spec: UseCaseSpec, facts: VersionFacts, current: Any | None, rollback: dict[str, Any]
 ) -> list[Criterion]:
-    """The rule of ``shipway promote`` (see the module docstring)."""
+    """The rule of ``shipway promote`` (see the module docstring); ``rollback`` is what
+    ``probes.rollback`` finds now (the target, or that this is the first model)."""
     crit = [_gate(facts, g) for g in (USE_CASE_APPROVAL, DATA_READINESS, MODEL_VALIDATION)]
     crit.append(_gate(facts, PRODUCTION_READINESS))
     now = use_case_approval(spec, {"usecase": spec.name})
@@ -109,6 +118,7 @@ def promotion_criteria(
             "; ".join(facts.tampered),
         )
     )
+    crit.append(rollback_criterion(rollback))
     crit.append(approval_criterion(spec, facts))
     is_champ = current is not None and str(current.version) == facts.version
     crit.append(Criterion("not_already_champion", not is_champ, "champion" if is_champ else "no"))
@@ -129,25 +139,48 @@ def _record(
     return record, uri
 
 
+def _decide(
+    settings: Settings,
+    client: Any,
+    spec: UseCaseSpec,
+    mv: Any,
+    info: dict[str, Any],
+    extra: list[Criterion],
+) -> tuple[GateRecord, str]:
+    """Inside the model's lock: read the champion, judge, record, move the alias if passed.
+
+    Nothing another promoter or a rollback does can fall between reading the current
+    champion and moving the alias, so ``previous_champion`` is the version that really
+    was champion just before this one.
+    """
+    with model_lock(settings, mv.name) as backend:
+        fresh = client.get_model_version(mv.name, str(mv.version))
+        facts = collect(settings, client, spec, fresh)
+        current = champion(client, mv.name)
+        crit = promotion_criteria(spec, facts, current, probes.rollback(client, spec, fresh))
+        crit += extra
+        info = {
+            **info,
+            "previous_champion": str(current.version) if current is not None else None,
+            "relied_on": {g: r["content_hash"] for g, r in facts.records.items()},
+            "lock": backend,
+        }
+        record, uri = _record(settings, client, spec, mv, crit, info)
+        if record.passed:
+            mark_champion(client, mv)
+    return record, uri
+
+
 def promote(
     settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, by: str | None = None
 ) -> tuple[GateRecord, str]:
     """Make the version champion if the rule holds; record the attempt either way."""
-    facts = collect(settings, client, spec, mv)
-    current = champion(client, mv.name)
-    crit = promotion_criteria(spec, facts, current)
-    info = {
-        "by": by or current_user(),
-        "how": "shipway promote",
-        "previous_champion": str(current.version) if current is not None else None,
-        "relied_on": {g: r["content_hash"] for g, r in facts.records.items()},
-    }
-    record, uri = _record(settings, client, spec, mv, crit, info)
+    info = {"by": by or current_user(), "how": "shipway promote"}
+    record, uri = _decide(settings, client, spec, mv, info, [])
     if not record.passed:
         raise GovernanceError(
             f"promotion of {mv.name}@{mv.version} refused (recorded at {uri}):\n{record.explain()}"
         )
-    mark_champion(client, mv)
     return record, uri
 
 
@@ -156,33 +189,26 @@ def auto_promote(
     client: Any,
     spec: UseCaseSpec,
     mv: Any,
-    gates: dict[str, GateRecord],
     kfp_run_id: str,
-) -> bool:
-    """The pipeline's promotion: only what the rule allows without a human; recorded."""
+    readiness: str = "",
+) -> tuple[GateRecord, str]:
+    """The pipeline's promotion: the rule of ``shipway promote`` (production readiness
+    included) where the spec lets a pipeline promote without a human; recorded.
+
+    ``readiness`` says what the pipeline's production-readiness step did (ran, or why it
+    was skipped), kept in the record beside the gate's own verdict.
+    """
     g = spec.governance
-    crit = [
-        Criterion(name, rec.passed, "passed" if rec.passed else "failed")
-        for name, rec in gates.items()
-    ]
-    crit.append(
-        Criterion(
-            "auto_promote_allowed",
-            g.auto_promote and not g.approval_required(spec.risk_level),
-            f"risk {spec.risk_level.value}, auto_promote {g.auto_promote}",
-            detail="otherwise: shipway gate production-readiness, approve, promote",
-        )
+    allowed = Criterion(
+        "auto_promote_allowed",
+        g.auto_promote and not g.approval_required(spec.risk_level),
+        f"risk {spec.risk_level.value}, auto_promote {g.auto_promote}",
+        detail="otherwise: shipway gate production-readiness, approve, promote",
     )
-    current = champion(client, mv.name)
     info = {
         "by": "training pipeline",
         "how": "auto-promotion",
         "kfp_run_id": kfp_run_id,
-        "previous_champion": str(current.version) if current is not None else None,
-        "relied_on": {name: rec.to_dict()["content_hash"] for name, rec in gates.items()},
-        "not_checked": [PRODUCTION_READINESS],
+        "production_readiness_step": readiness,
     }
-    record, _ = _record(settings, client, spec, mv, crit, info)
-    if record.passed:
-        mark_champion(client, mv)
-    return record.passed
+    return _decide(settings, client, spec, mv, info, [allowed])

@@ -3,7 +3,9 @@
 After the version is registered and before any alias moves: run the use-case-approval
 and data-readiness gates on the spec and the actual training splits of this run, put
 them and the model-validation record in the audit trail, link all three from the
-version (``evidence.<gate>``), and publish the model and data cards. A version whose
+version (``evidence.<gate>``), and publish the model and data cards. Production
+readiness and promotion come after, as their own pipeline steps
+(``governance.readiness``, ``governance.promotion.auto_promote``). A version whose
 use case is unapproved or whose data is not ready gets no alias at all — not even
 challenger, which a split service would answer real traffic with — so an unapproved
 use case cannot produce a production model.
@@ -51,12 +53,6 @@ class Governed:
             if g != MODEL_VALIDATION
             for c in r.failures
         ]
-
-    def promote(self, client: Any, kfp_run_id: str) -> bool:
-        """Auto-promote if the spec's rule allows it without a human (recorded)."""
-        from shipway.governance.promotion import auto_promote
-
-        return auto_promote(self.settings, client, self.spec, self.mv, self.records, kfp_run_id)
 
 
 def govern_registration(

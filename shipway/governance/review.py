@@ -6,18 +6,26 @@ version, not shadow rows); live performance and the business KPI are the trainin
 pipeline's own metrics on the rows with ground-truth feedback, computed by the monitor's
 ``live_performance``; drift is the monitor's verdict, read from its ``results.json``
 windows of this version (``<state>/monitoring/<usecase>/<window>/results.json``).
+
+``scheduled_review`` is what runs it without a person: the monitor calls it after each
+window, and it reviews the current champion once its tenure (``champion_at``) is
+``governance.review_after_days`` old — exactly once per tenure. The version's
+``reviewed_champion_at`` tag names the tenure a complete review (window elapsed) was
+recorded for; the check, the review and the tag happen under the model's ``review`` lock
+(``locks.model_lock``), so two monitors, or a monitor restarted mid-review, never
+review one tenure twice.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from shipway.governance.versions import CHAMPION_AT
+from shipway.governance.versions import CHAMPION_AT, champion
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
 
@@ -98,7 +106,8 @@ def review_facts(
     return {
         "champion_at": since or "never champion",
         "window": {"start": start.isoformat(), "end": now.isoformat()},
-        "days_served": round((now - start).total_seconds() / 86400, 4) if since else 0.0,
+        # exact, not rounded: the gate compares it with review_after_days, which may be tiny
+        "days_served": (now - start).total_seconds() / 86400 if since else 0.0,
         "predictions": n,
         "latency_p99_ms": round(float(np.percentile(df["latency_ms"], 99)), 3) if n else None,
         "performance": {
@@ -130,3 +139,59 @@ def review_facts(
             else "not measured: too little ground truth",
         },
     }
+
+
+REVIEWED = "reviewed_champion_at"
+"""Version tag: the ``champion_at`` of the tenure whose post-deployment review is recorded."""
+
+
+def review_due(spec: UseCaseSpec, mv: Any | None, now: datetime) -> str:
+    """Why the champion ``mv`` needs no scheduled review now ('' = it is due)."""
+    if mv is None:
+        return "no champion"
+    tags = mv.tags or {}
+    since = tags.get(CHAMPION_AT)
+    if not since:
+        return f"v{mv.version} has no champion_at tag (made champion outside Shipway)"
+    if tags.get(REVIEWED) == since:
+        return f"v{mv.version} was already reviewed for its tenure since {since}"
+    due = datetime.fromisoformat(since) + timedelta(days=spec.governance.review_after_days)
+    if now < due:
+        return f"v{mv.version} is reviewed at {due.isoformat()}"
+    return ""
+
+
+def mark_reviewed(client: Any, mv: Any, record: Any) -> None:
+    """Tag the version with the tenure a complete review covered (window elapsed)."""
+    elapsed = next((c for c in record.criteria if c.name == "review_window_elapsed"), None)
+    if elapsed is not None and elapsed.passed:
+        client.set_model_version_tag(
+            mv.name, str(mv.version), REVIEWED, record.facts["champion_at"]
+        )
+
+
+def scheduled_review(
+    settings: Settings, spec: UseCaseSpec, client: Any = None, now: datetime | None = None
+) -> tuple[Any, str] | None:
+    """Review the current champion if its review is due; ``(record, uri)`` or None.
+
+    The record is appended to the audit trail, linked from the version
+    (``evidence.post_deployment_review``) and shown on its cards.
+    """
+    from pipelines.steps import registry
+    from shipway.governance.checks import post_deployment_review
+    from shipway.governance.locks import model_lock
+    from shipway.governance.registration import publish_cards
+
+    client = client or registry.connect(settings.tracking_uri)
+    name = spec.registered_model_name
+    now = now or datetime.now(UTC)
+    if review_due(spec, champion(client, name), now):
+        return None  # the cheap check, every monitor window: two registry reads
+    with model_lock(settings, name, "review"):
+        mv = champion(client, name)  # fresh: another monitor may have just reviewed it
+        if mv is None or review_due(spec, mv, now):
+            return None
+        record, uri = post_deployment_review(settings, client, spec, mv, now)
+    publish_cards(settings, client, spec, client.get_model_version(name, str(mv.version)))
+    return record, uri

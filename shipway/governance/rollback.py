@@ -5,6 +5,9 @@ rolled back and, where the risk level needs one, carries a human approval
 (``versions.previous_champion``). The rolled-back version is tagged ``rolled_back_at``
 so it is never picked again, and loses the ``challenger`` alias if it held it, so a
 split or shadow service stops sending it traffic as well.
+
+Rollback holds the same per-model lock as promotion (``locks.model_lock``): the champion
+it rolls back from is the one that is champion when it acts, never a stale read.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from shipway.evidence import Criterion, GateRecord
 from shipway.governance import ROLLBACK
 from shipway.governance.approval import current_user
+from shipway.governance.locks import model_lock
 from shipway.governance.trail import trail_for
 from shipway.governance.versions import (
     ROLLED_BACK_AT,
@@ -33,6 +37,13 @@ def rollback(
     settings: Settings, client: Any, spec: UseCaseSpec, by: str | None = None, reason: str = ""
 ) -> tuple[GateRecord, str]:
     """Move champion to the previous eligible version; record it (refusals too)."""
+    with model_lock(settings, spec.registered_model_name) as backend:
+        return _rollback(settings, client, spec, by or current_user(), reason, backend)
+
+
+def _rollback(
+    settings: Settings, client: Any, spec: UseCaseSpec, by: str, reason: str, lock: str
+) -> tuple[GateRecord, str]:
     from pipelines.steps import registry
 
     name = spec.registered_model_name
@@ -47,8 +58,9 @@ def rollback(
         "from_version": str(current.version),
     }
     facts: dict[str, Any] = {
-        "by": by or current_user(),
+        "by": by,
         "reason": reason,
+        "lock": lock,
         "from_version": str(current.version),
         "to_version": subj["version"],
         "former_champions": ever_champion(client, name, exclude=str(current.version)),

@@ -85,6 +85,60 @@ def _relax_latency(data: dict) -> None:
     data["acceptance"]["latency_p99_ms"] = 5000
 
 
+def own_stores(repo_data: Path, state: Path) -> Settings:
+    """Settings on an isolated state (registry, trail, prediction log, a materialized Feast
+    online store), exported for the steps' child processes."""
+    from feature_repo.store import apply, feature_store, materialize
+
+    s = Settings(root=ROOT, state_dir=state, data_dir=repo_data)
+    s.export_env()
+    spec = load_usecase(NAME, s)
+    store = feature_store(s)
+    apply(store, [spec], s.data)
+    materialize(store, spec, s.data)
+    return s
+
+
+def train_steps(s: Settings, run: Path) -> None:
+    """The pipeline's steps up to the model-validation gate, on a latency-relaxed spec."""
+    tasks.fetch_task(str(s.root), "HEAD", NAME, run / "data")
+    _edit_spec(run / "data", _relax_latency)
+    tasks.training_set_task(run / "data", run / "sets")
+    tasks.train_task(run / "data", run / "sets", run / "model")
+    tasks.evaluate_task(run / "data", run / "sets", run / "model", run / "eval")
+    tasks.gate_task(
+        run / "data", run / "sets", run / "model", run / "eval", s.tracking_uri, run / "gate"
+    )
+
+
+def register_steps(
+    s: Settings,
+    base: Path,
+    run_id: str,
+    out: Path,
+    *,
+    fetched: Path | None = None,
+    gate: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pipeline's last three steps on ``base``'s model (register, production readiness,
+    promotion), exactly as runner.run_in_process calls them; (registered, final result)."""
+    data = fetched or base / "data"
+    registered = tasks.register_task(
+        data,
+        base / "sets",
+        base / "model",
+        base / "eval",
+        gate or base / "gate",
+        s.tracking_uri,
+        s.artifact_root,
+        run_id,
+        "",
+        out,
+    )
+    ready = tasks.readiness_task(data, registered, s.tracking_uri)
+    return registered, tasks.promote_task(data, registered, ready, s.tracking_uri, run_id)
+
+
 def _register(w: World, name: str, change: Any, regate: bool = False) -> dict[str, Any]:
     """Register v1's model again with a changed spec (register step only, or gate too)."""
     base, run = w.work / "v1", w.work / name
@@ -101,53 +155,19 @@ def _register(w: World, name: str, change: Any, regate: bool = False) -> dict[st
             w.settings.tracking_uri,
             gate_dir,
         )
-    return tasks.register_task(
-        run / "data",
-        base / "sets",
-        base / "model",
-        base / "eval",
-        gate_dir,
-        w.settings.tracking_uri,
-        w.settings.artifact_root,
-        name,
-        "",
-        run / "reg",
-    )
+    return register_steps(w.settings, base, name, run / "reg", fetched=run / "data", gate=gate_dir)[
+        1
+    ]
 
 
 @pytest.fixture(scope="module")
 def world(repo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
     """An isolated registry whose first model (v1) went through the real pipeline steps."""
-    from feature_repo.store import apply, feature_store, materialize
-
-    s = Settings(root=ROOT, state_dir=tmp_path_factory.mktemp("gov"), data_dir=repo_data)
-    s.export_env()
-    spec = load_usecase(NAME, s)
-    store = feature_store(s)
-    apply(store, [spec], s.data)
-    materialize(store, spec, s.data)
-    w = World(s, registry.connect(s.tracking_uri), spec, s.state / "runs")
-    v1 = w.work / "v1"
-    tasks.fetch_task(str(s.root), "HEAD", NAME, v1 / "data")
-    _edit_spec(v1 / "data", _relax_latency)
-    tasks.training_set_task(v1 / "data", v1 / "sets")
-    tasks.train_task(v1 / "data", v1 / "sets", v1 / "model")
-    tasks.evaluate_task(v1 / "data", v1 / "sets", v1 / "model", v1 / "eval")
-    tasks.gate_task(
-        v1 / "data", v1 / "sets", v1 / "model", v1 / "eval", s.tracking_uri, v1 / "gate"
-    )
-    res = tasks.register_task(
-        v1 / "data",
-        v1 / "sets",
-        v1 / "model",
-        v1 / "eval",
-        v1 / "gate",
-        s.tracking_uri,
-        s.artifact_root,
-        "v1",
-        "",
-        v1 / "reg",
-    )
+    s = own_stores(repo_data, tmp_path_factory.mktemp("gov"))
+    w = World(s, registry.connect(s.tracking_uri), load_usecase(NAME, s), s.state / "runs")
+    train_steps(s, w.work / "v1")
+    registered, res = register_steps(s, w.work / "v1", "v1", w.work / "v1" / "reg")
+    assert not registered["promoted"] and not registered["promotion_blocked"]  # readiness next
     assert res["version"] == 1 and res["promoted"], res
     return w
 
@@ -176,6 +196,19 @@ def test_pipeline_records_gates_links_them_and_writes_cards(world: World) -> Non
     assert world.champion() == "1"
     promo = world.trail().latest("promotion", version="1")
     assert promo["passed"] and promo["facts"]["how"] == "auto-promotion"
+    # the pipeline ran the real production-readiness gate before it promoted
+    pr = _linked(world, mv, "production_readiness")
+    assert pr["passed"] and pr["facts"]["smoke"]["requests"] == 30
+    assert promo["facts"]["relied_on"]["production_readiness"] == pr["content_hash"]
+    assert promo["facts"]["production_readiness_step"].startswith("ran in")
+    # the first champion has no rollback target: allowed, and stated in both records
+    assert pr["facts"]["rollback"]["first_model"] is True
+    crit = {c["name"]: c for c in promo["criteria"]}
+    assert crit["rollback_target"]["passed"] and crit["rollback_target"]["value"] == (
+        "none (first model)"
+    )
+    assert promo["facts"]["previous_champion"] is None
+    assert promo["facts"]["lock"] == "file"
     assert world.trail().verify() == []
     card = read_uri(mv.tags["model_card"], world.client).decode()
     assert world.spec.description.split(".")[0].strip() in " ".join(card.split())
@@ -443,6 +476,71 @@ def test_post_deployment_review_measures_what_the_champion_did(
     assert window.drift is not None and drift.value == pytest.approx(window.drift.share)
     assert drift.passed == (not window.drift_detected)
     assert drift.detail.startswith("monitor window")
+
+
+def _scheduled_review(state: str, root: str, data: str, days: float, go: Any, out: Any) -> None:
+    """One monitor process's scheduled review (run in its own process)."""
+    from monitoring.monitor import review_if_due
+
+    s = Settings(root=Path(root), state_dir=Path(state), data_dir=Path(data))
+    conf = load_usecase(NAME, s).model_dump()
+    conf["governance"] = {**conf["governance"], "review_after_days": days}
+    spec = UseCaseSpec.model_validate(conf)
+    go.wait()
+    out.put(review_if_due(s, spec))
+
+
+def test_the_monitor_schedules_the_review_once_per_champion_tenure(
+    world: World, served: tuple[ServiceHandle, list[dict[str, Any]]]
+) -> None:
+    import multiprocessing as mp
+
+    from monitoring.monitor import run_window
+    from shipway.governance.review import REVIEWED
+    from shipway.governance.versions import mark_champion
+
+    data = world.spec.model_dump()
+    data["governance"] = {**data["governance"], "review_after_days": 1e-6}
+    spec = UseCaseSpec.model_validate(data)
+    reviews = lambda: world.trail().records("post_deployment_review", version="1")  # noqa: E731
+    # the window-elapsed review of the previous test covers v1's current tenure: not again
+    before = len(reviews())
+    tenure = world.version("1").tags[CHAMPION_AT]
+    assert world.version("1").tags[REVIEWED] == tenure
+    run_window(world.settings, spec, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC))
+    assert len(reviews()) == before
+    # promoted again (a new tenure): the next monitor window reviews it, once
+    mark_champion(world.client, world.version("1"))
+    tenure = world.version("1").tags[CHAMPION_AT]
+    run_window(world.settings, spec, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC))
+    mine = reviews()[before:]
+    assert len(mine) == 1 and mine[0]["facts"]["champion_at"] == tenure
+    mv = world.version("1")
+    assert mv.tags[REVIEWED] == tenure
+    assert read_uri(mv.tags["evidence.post_deployment_review"], world.client)
+    assert (
+        json.loads(read_uri(mv.tags["evidence.post_deployment_review"], world.client))[
+            "content_hash"
+        ]
+        == mine[0]["content_hash"]
+    )
+    run_window(world.settings, spec, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC))
+    assert len(reviews()) == before + 1
+    # four monitor processes find the next tenure due at the same moment: one review
+    mark_champion(world.client, world.version("1"))
+    ctx = mp.get_context("spawn")
+    go, out = ctx.Barrier(4), ctx.Queue()
+    args = (str(world.settings.state), str(ROOT), str(world.settings.data), 1e-6, go, out)
+    procs = [ctx.Process(target=_scheduled_review, args=args) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    uris = [out.get(timeout=300) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert sum(u is not None for u in uris) == 1, uris
+    assert len(reviews()) == before + 2
+    assert world.trail().verify() == []
 
 
 def test_audit_bundle_verifies_and_tampering_is_detected(world: World, tmp_path: Path) -> None:

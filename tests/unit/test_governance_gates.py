@@ -342,6 +342,75 @@ def test_an_unfair_slice_fails_model_validation_and_blocks_promotion(spec: UseCa
     facts.records.update(
         use_case_approval=passed, data_readiness=passed, model_validation=rec.to_dict()
     )
-    crit = {c.name: c for c in promotion_criteria(spec, facts, None)}
+    first = {"target": None, "first_model": True, "detail": "first model"}
+    crit = {c.name: c for c in promotion_criteria(spec, facts, None, first)}
     assert not crit["model_validation"].passed and crit["model_validation"].value == "failed"
     assert all(c.passed for n, c in crit.items() if n != "model_validation")
+
+
+# ---- the pipeline's promotion: production readiness first, and only when it can matter ----
+def test_pipeline_runs_production_readiness_only_when_it_may_promote(spec: UseCaseSpec) -> None:
+    from shipway.governance.readiness import skip_reason
+
+    ok = {"gate_passed": True, "governance": {"use_case_approval": True, "data_readiness": True}}
+    assert spec.governance.pipeline_promotes(spec.risk_level)
+    assert skip_reason(spec, ok) == ""
+    assert "model validation failed" in skip_reason(spec, {**ok, "gate_passed": False})
+    bad = {**ok, "governance": {"use_case_approval": True, "data_readiness": False}}
+    assert skip_reason(spec, bad).startswith("data_readiness failed")
+    high = _with(spec, risk_level=RiskLevel.high)
+    assert not high.governance.pipeline_promotes(high.risk_level)
+    assert "risk level high" in skip_reason(high, ok) and "shipway promote" in skip_reason(high, ok)
+    manual = _with(spec, governance={**spec.governance.model_dump(), "auto_promote": False})
+    assert "auto_promote False" in skip_reason(manual, ok)
+
+
+def test_promotion_needs_production_readiness_and_a_rollback_target_unless_first(
+    spec: UseCaseSpec,
+) -> None:
+    from shipway.governance.promotion import promotion_criteria
+
+    passed = {"passed": True, "content_hash": "sha256:x"}
+    facts = _facts([])
+    facts.records = dict(use_case_approval=passed, data_readiness=passed, model_validation=passed)
+    first = {"target": None, "first_model": True, "detail": "first model"}
+    crit = {c.name: c for c in promotion_criteria(spec, facts, None, first)}
+    assert not crit["production_readiness"].passed
+    assert crit["production_readiness"].value == "no record"
+    facts.records["production_readiness"] = passed
+    crit = {c.name: c for c in promotion_criteria(spec, facts, None, first)}
+    assert all(c.passed for c in crit.values()), crit
+    assert crit["rollback_target"].value == "none (first model)"
+    lost = {"target": None, "first_model": False, "detail": "earlier champions [1] exist"}
+    crit = {c.name: c for c in promotion_criteria(spec, facts, None, lost)}
+    assert [n for n, c in crit.items() if not c.passed] == ["rollback_target"]
+    assert "earlier champions [1] exist" in crit["rollback_target"].summary()
+
+
+# ---- the scheduled post-deployment review: when it is due ----
+def test_review_is_due_once_per_champion_tenure_after_the_window(spec: UseCaseSpec) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+
+    from shipway.governance.review import REVIEWED, review_due
+
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    days = spec.governance.review_after_days
+
+    def mv(**tags: str) -> ModelVersion:
+        return ModelVersion(
+            "hotel_rates", "3", 0, tags=[ModelVersionTag(k, v) for k, v in tags.items()]
+        )
+
+    champ = mv(champion_at=since.isoformat())
+    assert review_due(spec, None, since) == "no champion"
+    assert "outside Shipway" in review_due(spec, mv(), since)
+    assert "is reviewed at" in review_due(spec, champ, since + timedelta(days=days) * 0.99)
+    assert review_due(spec, champ, since + timedelta(days=days)) == ""
+    done = mv(champion_at=since.isoformat(), **{REVIEWED: since.isoformat()})
+    assert "already reviewed" in review_due(spec, done, since + timedelta(days=2 * days))
+    # champion again later (after a rollback): a new tenure, reviewed again when due
+    again = since + timedelta(days=30)
+    back = mv(champion_at=again.isoformat(), **{REVIEWED: since.isoformat()})
+    assert review_due(spec, back, again + timedelta(days=days)) == ""

@@ -27,7 +27,14 @@ def test_compiled_pipeline_is_uploadable_shape() -> None:
         "evaluate-model",
         "validation-gate",
         "register-model",
+        "production-readiness",
+        "promote-model",
     }
+    # champion is decided after the production-readiness gate, which follows registration
+    dag = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
+    assert dag["production-readiness"] == {"fetch-data", "register-model"}
+    assert dag["promote-model"] == {"fetch-data", "register-model", "production-readiness"}
+    assert spec["root"]["outputDefinitions"]["artifacts"]
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["data_rev"]["defaultValue"] == "HEAD"
     assert params["usecase"]["defaultValue"] == "hotel_rates"
