@@ -7,8 +7,9 @@ a real ``bentoml serve`` of the hotel_rates champion and drives it with locust
 
 1. **step**: offered rates from ``LOAD_RATES`` (req/s), ``LOAD_STEP_SECONDS`` each, up to
    the first rate that is not sustained; one more step halfway into the last gap;
-2. **hold**: the highest sustained rate for ``LOAD_MINUTES`` minutes (if the hold misses,
-   once more at 80% of it, so the recorded figure is one that really held).
+2. **hold**: the highest sustained rate for ``LOAD_MINUTES`` minutes; if the hold misses,
+   the next lower rate of the ladder (at most ``MAX_HOLDS`` holds), so the recorded figure
+   is one that really held.
 
 *Sustained* means: 0 errors on every endpoint, ``/predict`` p99 within the spec's
 single-row latency budget (``acceptance.latency_p99_ms``) and at least 95% of the offered
@@ -46,10 +47,18 @@ from shipway.usecases import load_usecase
 
 ROOT = Path(__file__).resolve().parent.parent
 USECASE = "hotel_rates"
-RATES = [int(r) for r in os.environ.get("LOAD_RATES", "10,20,30,40,60,80,100,130,160").split(",")]
-STEP_SECONDS = float(os.environ.get("LOAD_STEP_SECONDS", "30"))
+RATES = [
+    int(r) for r in os.environ.get("LOAD_RATES", "2,3,4,5,6,8,10,12,15,20,30,40,60").split(",")
+]
+STEP_SECONDS = float(os.environ.get("LOAD_STEP_SECONDS", "60"))
+"""Long enough for a p99 of a few hundred requests even at the lowest rates."""
 HOLD_MINUTES = float(os.environ.get("LOAD_MINUTES", "5"))
+WORKERS = int(os.environ.get("LOAD_WORKERS", "2"))
+"""BentoML worker processes: the chart's default (``prediction.workers: 2``), one per core."""
 WARMUP = 3.0
+MAX_HOLDS = 3
+"""Holds tried at most: the best step's rate, then down the ladder (a 30-s step can pass
+where minutes of traffic meet a rarer slow request)."""
 MIN_ANSWERED = 0.95
 """Share of the offered rate that must be answered for a step to count as sustained."""
 
@@ -232,14 +241,20 @@ def find_rate(
 def comparisons(hold: Phase, budget: float, minutes: float) -> list[Comparison]:
     """The rows of the ``make bench`` table (no same-run baseline: goals on the values)."""
     held = f"{minutes:g} min at {hold.offered_rps:g} req/s"
+    rate = (
+        f"highest sustained rate, held {minutes:g} min"
+        if hold.sustained(budget)
+        else f"rate held {minutes:g} min (budget missed)"
+    )
     comps = [
-        Comparison(f"highest sustained rate, held {minutes:g} min", hold.achieved_rps, "req/s"),
+        Comparison(rate, hold.achieved_rps, "req/s"),
         Comparison(f"{held}: /predict p99 (spec budget)", hold.predict_ms["p99"], "ms",
                    None, f"value <= {budget:g}"),
         Comparison(f"{held}: errors of {hold.requests} requests", float(hold.errors), "",
                    None, "value == 0"),
         Comparison(f"{held}: /predict p50", hold.predict_ms["p50"], "ms"),
         Comparison(f"{held}: /predict p95", hold.predict_ms["p95"], "ms"),
+        Comparison(f"{held}: machine load average (2 cores)", hold.loadavg[0], ""),
     ]  # fmt: skip
     comps[1].met = hold.predict_ms["p99"] <= budget
     comps[2].met = hold.errors == 0
@@ -258,7 +273,11 @@ def serve(settings: Settings, spec: UseCaseSpec, token: str) -> ServiceHandle:
     plog = settings.state / "load-predictions.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{plog}{suffix}").unlink(missing_ok=True)
-    env = {"SHIPWAY_PREDICTION_LOG_URI": str(plog), "SHIPWAY_API_TOKEN": token}
+    env = {
+        "SHIPWAY_PREDICTION_LOG_URI": str(plog),
+        "SHIPWAY_API_TOKEN": token,
+        "SHIPWAY_SERVICE_WORKERS": str(WORKERS),
+    }
     handle = start_service(settings, spec, _free_port(), env=env, base_env=_tool_env())
     try:
         wait_ready(handle)
@@ -295,16 +314,15 @@ def main() -> int:
     try:
         warm(handle.url, token, bodies)
         best, steps = find_rate(handle.url, bodies, token, budget, workdir)
-        if best <= 0:
-            print(f"no step was sustained (lowest offered: {RATES[0]} req/s)")
-            return 1
-        holds = [run_phase(handle.url, bodies, token, best, HOLD_MINUTES * 60, workdir)]
-        _show("hold", holds[-1], budget)
-        if not holds[-1].sustained(budget):
-            holds.append(
-                run_phase(handle.url, bodies, token, round(best * 0.8), HOLD_MINUTES * 60, workdir)
-            )
+        if best <= 0:  # still hold the lowest rate: the record shows what minutes of it do
+            print(f"no step was sustained; holding the lowest rate, {RATES[0]} req/s")
+            best = float(RATES[0])
+        holds: list[Phase] = []
+        for rate in [r for r in sorted({*RATES, best}, reverse=True) if r <= best][:MAX_HOLDS]:
+            holds.append(run_phase(handle.url, bodies, token, rate, HOLD_MINUTES * 60, workdir))
             _show("hold", holds[-1], budget)
+            if holds[-1].sustained(budget):
+                break
     finally:
         handle.stop()
     hold = holds[-1]
@@ -320,6 +338,7 @@ def main() -> int:
             "budget_field": "acceptance.latency_p99_ms",
             "criteria": f"0 errors, /predict p99 <= budget, >= {MIN_ANSWERED:.0%} of offered answered",
             "mix": "85% /predict, 5% /predict_batch (2-20 rows), 10% /feedback; bearer auth on",
+            "workers": WORKERS,
             "bodies": f"{n_bodies} real {spec.name} bookings after {spec.split.end}",
             "champion": champion,
             "loadavg_before": load_before,
