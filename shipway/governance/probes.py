@@ -44,9 +44,11 @@ def _service_env(settings: Settings, spec: UseCaseSpec, **overrides: str) -> dic
     return service_env(settings, spec.name, None, **overrides)
 
 
-def source_fingerprint(root: Path, bentofile: str = BENTOFILE) -> tuple[str, str]:
+def source_fingerprint(root: Path, usecase: str, bentofile: str = BENTOFILE) -> tuple[str, str]:
     """The Bento's name and a digest of everything ``bentoml build`` packs: the bentofile,
-    the files its ``include`` patterns select (minus ``__pycache__``) and the lock file.
+    the files its ``include`` patterns select (minus ``__pycache__``) and the lock file,
+    and the use case it is built for (the service class is generated from the use case's
+    spec at build time, so a Bento serves only the use case it was built for).
 
     Used as the Bento version, so a Bento of exactly these sources is built once per
     BentoML store and found again by name, instead of rebuilt for every candidate model
@@ -60,10 +62,10 @@ def source_fingerprint(root: Path, bentofile: str = BENTOFILE) -> tuple[str, str
     files = {root / bentofile, root / conf.get("python", {}).get("requirements_txt", "")}
     for pattern in conf.get("include", []):
         files.update(p for p in root.glob(pattern) if p.is_file() and "__pycache__" not in p.parts)
-    h = hashlib.sha256()
+    h = hashlib.sha256(usecase.encode() + b"\0")
     for f in sorted(p for p in files if p.is_file()):
         h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return str(conf["name"]), f"src-{h.hexdigest()[:20]}"
+    return str(conf["name"]), f"{usecase.replace('_', '-')}-{h.hexdigest()[:20]}"
 
 
 def _bentoml(settings: Settings, spec: UseCaseSpec, args: list[str], timeout: float) -> Any:
@@ -87,7 +89,7 @@ def build_bento(settings: Settings, spec: UseCaseSpec, timeout: float = 600) -> 
     record) — the criterion is that these sources build, and they did.
     """
     t0 = time.monotonic()
-    name, version = source_fingerprint(settings.root)
+    name, version = source_fingerprint(settings.root, spec.name)
     tag = f"{name}:{version}"
     try:
         if _bentoml(settings, spec, ["get", tag, "-o", "json"], 120).returncode == 0:
@@ -328,7 +330,9 @@ def rollback(client: Any, spec: UseCaseSpec, mv: Any) -> dict[str, Any]:
 
     The current champion if it is another eligible version; else the newest eligible
     former champion. For the very first model of a use case there is none: that is
-    recorded as a fact (``first_model``) rather than failing the gate forever.
+    recorded as a fact (``first_model``) rather than failing the gate forever. The same
+    holds for the first champion made through Shipway when the current one was set by
+    hand (no ``champion_at`` history) and is not eligible: replacing it must stay possible.
     """
     current = champion(client, mv.name)
     if (
@@ -355,6 +359,14 @@ def rollback(client: Any, spec: UseCaseSpec, mv: Any) -> dict[str, Any]:
             "first_model": True,
             "detail": "first model of this use case: no earlier champion exists, so rollback "
             "would mean taking the service down; recorded as a fact",
+        }
+    if not former and current is not None:  # set by hand, never through Shipway
+        return {
+            "target": None,
+            "first_model": True,
+            "detail": f"first governed champion: the current champion v{current.version} was "
+            "set outside Shipway and is no rollback target "
+            f"({eligible(current, spec)[1] or 'no champion_at history'}); recorded as a fact",
         }
     return {
         "target": None,

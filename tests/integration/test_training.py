@@ -32,11 +32,11 @@ LINEAGE = (
 
 @pytest.fixture(scope="module")
 def weak_champion(repo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A fresh registry whose champion is an under-fitted model (few trees on 2 months)."""
-    s = Settings(
-        root=repo_data.parent, state_dir=tmp_path_factory.mktemp("reg"), data_dir=repo_data
-    )
-    s.export_env()
+    """A fresh registry whose champion is an under-fitted model (few trees on 2 months),
+    and a materialized Feast store (the pipeline's production-readiness smoke serves)."""
+    from tests.integration.test_governance import own_stores
+
+    s = own_stores(repo_data, tmp_path_factory.mktemp("reg"))
     w = s.state / "weak"
     tasks.fetch_task(str(s.root), "HEAD", "hotel_rates", w / "data")
     tasks.training_set_task(w / "data", w / "sets")
