@@ -84,6 +84,8 @@ def test_mlflow_registry_on_postgres(
 ) -> None:
     from pipelines.runner import run_in_process
     from pipelines.steps import registry
+    from shipway.governance.trail import trail_for
+    from shipway.usecases import load_usecase
 
     _createdb(postgres_url, "mlflow")
     state = tmp_path_factory.mktemp("mlflow-pg")
@@ -93,11 +95,17 @@ def test_mlflow_registry_on_postgres(
         state_dir=state,
         mlflow_tracking_uri=_sa(postgres_url, "mlflow"),
     )
+    spec = load_usecase("hotel_rates", s)
+    store = feature_store(s)  # promotion needs production readiness, whose smoke serves
+    apply(store, [spec], s.data)
+    materialize(store, spec, s.data)
     res = run_in_process(s, "hotel_rates", "HEAD", state / "w")
     assert res["gate_passed"], res["failures"]
     client = registry.connect(s.tracking_uri)
     champ = registry.alias_version(client, "hotel_rates", registry.CHAMPION)
-    assert champ is not None and str(champ.version) == str(res["version"])
+    assert champ is not None and str(champ.version) == str(res["version"]), res
+    promo = trail_for(s, "hotel_rates").latest("promotion", version=str(res["version"]))
+    assert promo is not None and promo["facts"]["lock"] == "postgresql-advisory"
     assert champ.tags["data_version"] == res["data_version"]
     model = registry.load(f"models:/hotel_rates@{registry.CHAMPION}")
     assert hasattr(model, "predict")
