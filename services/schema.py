@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from shipway.spec import Column, DType, Task, UseCaseSpec
 
@@ -25,17 +26,29 @@ NULLABLE: dict[str, Any] = {"nullable": True}
 OpenAPI page, and schema-driven clients and fuzzers would treat it as invalid."""
 
 
-def _json_number(value: Any) -> Any:
+def _numbers_only(kind: Literal["int", "float"]) -> BeforeValidator:
     """Numbers only. Pydantic's lax mode reads ``true`` as 1 and ``"5"`` as 5, so a body
-    the OpenAPI page calls invalid (a boolean or a string where it says number) would be
-    scored instead of refused; exact floats such as ``2.0`` stay valid integers, as in
-    JSON Schema."""
-    if isinstance(value, bool | str | bytes):
-        raise ValueError("must be a JSON number")
-    return value
+    the OpenAPI page calls invalid (a boolean or a numeric string where it says number)
+    would be scored instead of refused. Those get the error strict mode gives
+    (``int_type``/``float_type``); other strings keep pydantic's own ``*_parsing`` error,
+    and exact floats such as ``2.0`` stay valid integers, as in JSON Schema."""
+    what = "integer" if kind == "int" else "number"
 
+    def check(value: Any) -> Any:
+        numeric_text = False
+        if isinstance(value, str):
+            try:
+                float(value)
+                numeric_text = True
+            except ValueError:
+                pass
+        if isinstance(value, bool) or numeric_text:
+            raise PydanticCustomError(
+                f"{kind}_type", "Input should be a valid {what}", {"what": what}
+            )
+        return value
 
-JsonNumber = BeforeValidator(_json_number)
+    return BeforeValidator(check)
 
 
 class _Row(BaseModel):
@@ -64,7 +77,7 @@ class FeedbackRequest(BaseModel):
         description="The request_id of the prediction this outcome belongs to.",
         examples=["4b0f7c1e-2a43-4bd6-9a43-1f6b1c0e8f7d"],
     )
-    actual: Annotated[float, JsonNumber] = Field(
+    actual: Annotated[float, _numbers_only("float")] = Field(
         description="Observed outcome: the value (regression) or 1/0 for the positive class.",
         examples=[112.5],
         allow_inf_nan=False,
@@ -83,7 +96,9 @@ def _field(col: Column) -> tuple[Any, Any]:
     elif col.dtype is DType.bool:
         typ = bool
     else:
-        typ = Annotated[_PY_TYPES[col.dtype], JsonNumber]
+        typ = Annotated[
+            _PY_TYPES[col.dtype], _numbers_only("int" if col.dtype is DType.int else "float")
+        ]
     kwargs: dict[str, Any] = {"description": col.description or col.name}
     if col.dtype is DType.bool:
         kwargs["strict"] = True  # true/false only, not 1 or "yes"
