@@ -259,7 +259,7 @@ class RetrainTrigger:
 
 def _event(result: dict[str, Any]) -> str:
     if result.get("submitted"):
-        return "submitted"  # the cluster pipeline's register step decides promotion
+        return "submitted"  # the cluster pipeline's promotion step decides
     return "promotion" if result.get("promoted") else "rejected"
 
 

@@ -120,6 +120,8 @@ def trained(settings: Settings, feast_store) -> dict:
 
     result = run_in_process(settings, "hotel_rates", "HEAD", settings.state / "train-0")
     assert result["gate_passed"], result["failures"]
+    # promotion now also needs the production-readiness smoke: say so here, not as 503s later
+    assert result["promoted"], result.get("promotion_blocked") or result
     return result
 
 
