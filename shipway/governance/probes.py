@@ -185,6 +185,22 @@ def _served_equals_candidate(
     return diff <= 1e-6 * max(1.0, float(np.max(np.abs(served)))), diff
 
 
+def _feature_service_missing(settings: Settings, spec: UseCaseSpec) -> str:
+    """Why the Bento cannot serve this use case's features ('' when it can): its feature
+    service must be registered in the Feast store the service reads."""
+    from feature_repo.store import feature_store
+
+    try:
+        feature_store(settings).get_feature_service(spec.feature_service_name)
+    except Exception as exc:  # FeatureServiceNotFoundException, unreachable registry...
+        return (
+            f"feature service {spec.feature_service_name} is not in the Feast store the "
+            f"service reads ({type(exc).__name__}); run `shipway features apply` and "
+            f"`shipway features materialize -u {spec.name}` first"
+        )
+    return ""
+
+
 def smoke(
     settings: Settings,
     spec: UseCaseSpec,
@@ -202,6 +218,9 @@ def smoke(
 
     if not bento_tag:
         return {"ok": False, "status": None, "detail": "no Bento to serve (build failed)"}
+    missing = _feature_service_missing(settings, spec)
+    if missing:  # the service would wait for it forever: say so now, not after a timeout
+        return {"ok": False, "status": None, "detail": missing}
     root = Path(tempfile.mkdtemp(prefix="shipway-smoke-"))
     result: dict[str, Any] = {"ok": False, "status": None, "requests": 0, "bento": bento_tag}
     handle: ServiceHandle | None = None

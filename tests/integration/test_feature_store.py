@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from feature_repo.store import historical, online, online_entity
+from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
 
 pytestmark = pytest.mark.integration
@@ -110,3 +113,18 @@ def test_online_equals_historical_for_same_entity_and_time(
 def test_unknown_entity_gets_no_stored_value(feast_store, hotel: UseCaseSpec) -> None:
     v = online_entity(feast_store, hotel, "agent", "no_such_agent_xyz")
     assert all(x is None for x in v.values())
+
+
+def test_smoke_probe_says_when_the_feature_service_is_not_applied(
+    feast_store, settings: Settings, hotel: UseCaseSpec, tmp_path: Path
+) -> None:
+    """Production readiness fails at once, naming the fix, instead of serving a Bento that
+    can never become ready (it would wait out the smoke timeout)."""
+    from shipway.governance.probes import _feature_service_missing, smoke
+
+    assert _feature_service_missing(settings, hotel) == ""
+    empty = Settings(root=settings.root, state_dir=tmp_path / "state")
+    why = _feature_service_missing(empty, hotel)
+    assert "feature service hotel_rates_v1" in why and "shipway features apply" in why
+    res = smoke(empty, hotel, None, None, "some-bento:tag", 0)
+    assert res["ok"] is False and res["detail"] == why
