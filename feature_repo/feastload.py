@@ -42,19 +42,47 @@ def _passthrough(target: Any = None, **_: Any) -> Any:
     return target
 
 
+MULTIPROC_VARS = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+"""Set by ``feast.metrics`` at import (for its Gunicorn feature server) when absent. Left
+set, they switch prometheus_client into multiprocess mode for the whole process: the
+monitor's and the trigger's in-process counters then live in files shared by every
+registry of the process, and stale series cannot be removed. Feast's own server is not
+used here, so the variables are put back as they were."""
+
+
 def load(modules: tuple[str, ...] = MODULES) -> bool:
     """Import ``modules`` with typeguard's decorator bypassed; False if it was not (Feast
-    already imported, typeguard absent, or SHIPWAY_FEAST_TYPECHECKS=1)."""
-    if "feast" in sys.modules or os.environ.get("SHIPWAY_FEAST_TYPECHECKS") == "1":
+    already imported, typeguard absent, or SHIPWAY_FEAST_TYPECHECKS=1). Either way the
+    Prometheus multiprocess variables end as they were before Feast was imported."""
+    if "feast" in sys.modules:
         return False
+    saved = {k: os.environ.get(k) for k in MULTIPROC_VARS}
+    import prometheus_client.values  # noqa: F401  (its mode follows the environment we had)
+
+    try:
+        return _import(modules)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _import(modules: tuple[str, ...]) -> bool:
+    names = [n for n in modules if importlib.util.find_spec(n.split(".")[0]) is not None]
     try:
         import typeguard
     except ImportError:
+        typeguard = None  # type: ignore[assignment]
+    if typeguard is None or os.environ.get("SHIPWAY_FEAST_TYPECHECKS") == "1":
+        for name in names:
+            importlib.import_module(name)
         return False
     real: Callable[..., Any] = typeguard.typechecked
     typeguard.typechecked = _passthrough
     try:
-        for name in modules:
+        for name in names:
             if importlib.util.find_spec(name) is not None:
                 importlib.import_module(name)
     finally:

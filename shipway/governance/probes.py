@@ -44,6 +44,17 @@ def _service_env(settings: Settings, spec: UseCaseSpec, **overrides: str) -> dic
     return service_env(settings, spec.name, None, **overrides)
 
 
+def serving_sources() -> Path:
+    """Where the serving code and ``services/bentofile.yaml`` live: Shipway's own source
+    tree, which is not the project root for a repository made by ``shipway init``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("services")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the Shipway 'services' package is not importable")
+    return Path(spec.origin).resolve().parent.parent
+
+
 def source_fingerprint(root: Path, usecase: str, bentofile: str = BENTOFILE) -> tuple[str, str]:
     """The Bento's name and a digest of everything ``bentoml build`` packs: the bentofile,
     the files its ``include`` patterns select (minus ``__pycache__``) and the lock file,
@@ -73,7 +84,7 @@ def _bentoml(settings: Settings, spec: UseCaseSpec, args: list[str], timeout: fl
 
     return subprocess.run(
         [str(Path(venv_bin()) / "bentoml"), *args],
-        cwd=settings.root,
+        cwd=serving_sources(),
         env=_service_env(settings, spec),
         capture_output=True,
         text=True,
@@ -89,7 +100,7 @@ def build_bento(settings: Settings, spec: UseCaseSpec, timeout: float = 600) -> 
     record) — the criterion is that these sources build, and they did.
     """
     t0 = time.monotonic()
-    name, version = source_fingerprint(settings.root, spec.name)
+    name, version = source_fingerprint(serving_sources(), spec.name)
     tag = f"{name}:{version}"
     try:
         if _bentoml(settings, spec, ["get", tag, "-o", "json"], 120).returncode == 0:
@@ -318,6 +329,8 @@ def alert_rules(settings: Settings) -> dict[str, Any]:
     import yaml
 
     path = settings.root / RULES
+    if not path.is_file():  # a project made by `shipway init` uses Shipway's own rules
+        path = serving_sources() / RULES
     if not path.is_file():
         return {"ok": False, "rules": 0, "detail": f"{RULES} not found"}
     try:

@@ -44,3 +44,21 @@ def test_objects_still_build_and_type_check_on_the_spec() -> None:
 
     objs = build_objects(load_usecase("hotel_rates"), Path("data"))
     assert any(isinstance(o, FeatureService) for o in objs)
+
+
+MODE = """
+import os, feature_repo, prometheus_client.values as v
+print(os.environ.get("PROMETHEUS_MULTIPROC_DIR", "unset"), v.ValueClass.__name__)
+"""
+
+
+def test_feast_does_not_switch_prometheus_into_multiprocess_mode(tmp_path: Path) -> None:
+    """feast.metrics sets PROMETHEUS_MULTIPROC_DIR at import; the monitor's and trigger's
+    in-process counters must stay in-process (a bentoml worker's own setting stays)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
+    run = [sys.executable, "-c", MODE]
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["unset", "MutexValue"]
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == str(tmp_path) and "Mmap" in out.split()[1]

@@ -64,6 +64,9 @@ ALLOWED = (
     Allowed("charts/shipway/templates/_helpers.tpl", NAME, "comments showing name -> DNS label"),
     Allowed("benchmarks/*.py", NAME, "benchmarks measure the issues' goals on a named use case"),
     Allowed(
+        "benchmarks/results/*.json", NAME, "benchmark results record which use case they ran on"
+    ),
+    Allowed(
         "monitoring/prometheus/tests/*.yml",
         NAME,
         "promtool test fixtures: series labelled with a use case",
