@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import numpy as np
 
 from benchmarks.common import Comparison, save, table
 from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
+from shipway.net import free_port
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
 from shipway.usecases import load_usecase
@@ -261,12 +261,6 @@ def comparisons(hold: Phase, budget: float, minutes: float) -> list[Comparison]:
     return comps
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def serve(settings: Settings, spec: UseCaseSpec, token: str) -> ServiceHandle:
     """The champion behind ``bentoml serve`` as the chart runs it (bearer auth on), with
     a fresh prediction log of its own (every answered prediction is committed to it)."""
@@ -278,7 +272,7 @@ def serve(settings: Settings, spec: UseCaseSpec, token: str) -> ServiceHandle:
         "SHIPWAY_API_TOKEN": token,
         "SHIPWAY_SERVICE_WORKERS": str(WORKERS),
     }
-    handle = start_service(settings, spec, _free_port(), env=env, base_env=_tool_env())
+    handle = start_service(settings, spec, free_port(), env=env, base_env=_tool_env())
     try:
         wait_ready(handle)
     except BaseException:

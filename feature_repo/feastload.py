@@ -70,21 +70,24 @@ def load(modules: tuple[str, ...] = MODULES) -> bool:
 
 
 def _import(modules: tuple[str, ...]) -> bool:
-    names = [n for n in modules if importlib.util.find_spec(n.split(".")[0]) is not None]
-    try:
+    """Import the modules that exist, with typeguard's decorator bypassed unless opted out
+    or typeguard is absent; whether it was bypassed."""
+    if importlib.util.find_spec(modules[0].split(".")[0]) is None:
+        return False  # Feast is not installed: nothing to load
+    bypass = (
+        os.environ.get("SHIPWAY_FEAST_TYPECHECKS") != "1"
+        and importlib.util.find_spec("typeguard") is not None
+    )
+    real: Callable[..., Any] | None = None
+    if bypass:
         import typeguard
-    except ImportError:
-        typeguard = None  # type: ignore[assignment]
-    if typeguard is None or os.environ.get("SHIPWAY_FEAST_TYPECHECKS") == "1":
-        for name in names:
-            importlib.import_module(name)
-        return False
-    real: Callable[..., Any] = typeguard.typechecked
-    typeguard.typechecked = _passthrough
+
+        real, typeguard.typechecked = typeguard.typechecked, _passthrough
     try:
-        for name in names:
+        for name in modules:
             if importlib.util.find_spec(name) is not None:
                 importlib.import_module(name)
     finally:
-        typeguard.typechecked = real
-    return True
+        if real is not None:
+            typeguard.typechecked = real
+    return bypass
