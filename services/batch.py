@@ -103,7 +103,7 @@ def run(
 
     from feature_repo.store import feature_store
 
-    loader = ModelLoader(settings.tracking_uri, spec.registered_model_name)
+    loader = ModelLoader(settings.tracking_uri, spec)
     champ_v, _ = loader.alias_versions(with_challenger=False)
     if champ_v is None:
         raise LookupError(f"no {CHAMPION} version of {spec.registered_model_name!r} to score with")

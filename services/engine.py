@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from sqlalchemy.exc import IntegrityError
 
 from services import scoring
@@ -105,7 +106,7 @@ class Engine:
         self.metrics = metrics
         self.mode = settings.challenger_mode
         self.percent = settings.challenger_percent
-        self.loader = ModelLoader(settings.tracking_uri, spec.registered_model_name)
+        self.loader = ModelLoader(settings.tracking_uri, spec)
         self.models: ModelSet | None = None
         self.store: Any = None
         self.log: PredictionLog | None = None
@@ -213,7 +214,7 @@ class Engine:
         self.metrics.features(feats.seconds, feats.missing_entities)
         keys = [[str(j.row[k]) for k in spec.entity_columns] for j in jobs]
         variants = [route(self.mode, self.percent, models, k) for k in keys]
-        inputs = feats.x.to_dict("records")
+        inputs = feats.records()
         now = datetime.now(UTC)
         results: list[dict[str, Any] | Exception] = [ScoringFailed("not scored")] * len(jobs)
         records: list[list[PredictionRecord]] = [[] for _ in jobs]
@@ -238,8 +239,10 @@ class Engine:
         self, served: ServedModel, feats: scoring.Features, idx: list[int], jobs: Sequence[Job]
     ) -> Any:
         try:
-            x = feats.x if len(idx) == len(feats.x) else feats.x.iloc[idx]
-            return scoring.predict(self.spec, served.model, x)
+            columns = feats.take(idx)
+            if served.scorer is not None:
+                return served.scorer(columns)
+            return scoring.predict(self.spec, served.model, pd.DataFrame(columns))
         except Exception:
             log.exception(
                 "shipway: %s v%s (%s) failed to score %d row(s); request ids %s",

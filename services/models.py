@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipelines.steps import registry
+from services.rowscorer import Predict, predictor
+from shipway.spec import UseCaseSpec
 
 log = logging.getLogger("shipway.service")
 
@@ -33,6 +35,9 @@ class ServedModel:
     model: Any
     trained_at: float
     """Unix time the version was registered (the end of its training run)."""
+    scorer: Predict | None = None
+    """The model on model columns (``services.rowscorer.predictor``: exactly the pipeline's
+    numbers, without its per-call pandas overhead); None: score through ``model``."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,11 @@ def route(mode: Mode, percent: float, models: ModelSet, keys: Sequence[str]) -> 
 class ModelLoader:
     """Loads alias targets from the registry, caching by version (aliases move back too)."""
 
-    def __init__(self, tracking_uri: str, name: str) -> None:
+    def __init__(self, tracking_uri: str, spec: UseCaseSpec) -> None:
         self.tracking_uri = tracking_uri
-        self.name = name
-        self._cache: dict[str, Any] = {}
+        self.spec = spec
+        self.name = spec.registered_model_name
+        self._cache: dict[str, tuple[Any, Predict]] = {}
         self._client: Any = None
 
     def client(self) -> Any:
@@ -93,13 +99,16 @@ class ModelLoader:
         client = self.client()
         mv = client.get_model_version(self.name, version)
         if version not in self._cache:
-            self._cache[version] = registry.load(f"models:/{self.name}/{version}")
+            model = registry.load(f"models:/{self.name}/{version}")
+            self._cache[version] = (model, predictor(self.spec, model))
+        model, scorer = self._cache[version]
         return ServedModel(
             name=self.name,
             version=version,
             variant=variant,
-            model=self._cache[version],
+            model=model,
             trained_at=float(mv.creation_timestamp or 0) / 1000.0,
+            scorer=scorer,
         )
 
     def build(self, current: ModelSet | None, with_challenger: bool) -> ModelSet | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 
 from feature_repo.store import online
 from pipelines.steps import learner
-from shipway.modelframe import model_frame
+from shipway.modelframe import model_columns
 from shipway.spec import Task, UseCaseSpec
 
 
@@ -26,14 +27,33 @@ from shipway.spec import Task, UseCaseSpec
 class Features:
     """The model inputs of a batch of rows, with what the missing-value policy filled in."""
 
-    x: pd.DataFrame
-    """Model frame (``model_frame``): the exact columns, order and types the model takes."""
+    columns: dict[str, np.ndarray]
+    """Model columns (``model_columns``): the exact columns, order and types the model takes."""
     missing: list[list[str]]
     """Per row: stored features the store had no value for (the spec default was used)."""
     missing_entities: dict[str, int] = field(default_factory=dict)
     """Per entity: how many rows had no stored features for their key."""
     seconds: float = 0.0
     """Duration of the online retrieval."""
+
+    @cached_property
+    def x(self) -> pd.DataFrame:
+        """The model frame (``shipway.modelframe.model_frame`` of the same rows)."""
+        return pd.DataFrame(self.columns)
+
+    def take(self, idx: Sequence[int]) -> dict[str, np.ndarray]:
+        """The model columns of rows ``idx`` (all of them without a copy)."""
+        if len(idx) == len(self.missing):
+            return self.columns
+        return {c: v[list(idx)] for c, v in self.columns.items()}
+
+    def records(self) -> list[dict[str, Any]]:
+        """One dict of plain Python values per row (as ``x.to_dict("records")``), for the log."""
+        names = list(self.columns)
+        return [
+            dict(zip(names, values, strict=True))
+            for values in zip(*(v.tolist() for v in self.columns.values()), strict=True)
+        ]
 
 
 def entity_rows(spec: UseCaseSpec, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -139,7 +159,7 @@ def fetch(store: Any, spec: UseCaseSpec, rows: Sequence[dict[str, Any]]) -> Feat
     if got != {len(rows)}:
         raise RuntimeError(f"online retrieval returned {sorted(got)} rows for {len(rows)}")
     missing, per_entity = fill_missing(spec, data, len(rows))
-    return Features(model_frame(spec, pd.DataFrame(data)), missing, per_entity, seconds)
+    return Features(model_columns(spec, data, len(rows)), missing, per_entity, seconds)
 
 
 def predict(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> np.ndarray:

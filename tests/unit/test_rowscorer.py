@@ -1,0 +1,157 @@
+"""The serving fast path gives exactly the registered pipeline's numbers, or is not used.
+
+``services.rowscorer`` replaces sklearn's per-call pandas layer for a few rows; these
+tests fit the real learner (LightGBM and random forest, regression and classification)
+and compare bit for bit with the sklearn pipeline, unseen categories and missing values
+included. ``model_columns`` (the serving path's model inputs) must equal
+``model_frame`` (the training path's) for the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.steps import learner
+from services import rowscorer
+from services.scoring import Features
+from shipway.modelframe import MISSING_CATEGORY, model_columns, model_frame
+from shipway.spec import DType, Task, UseCaseSpec
+from shipway.usecases import load_usecase
+
+
+def _frame(spec: UseCaseSpec, n: int, seed: int = 0) -> pd.DataFrame:
+    """Random rows of every model field; categories drawn from the spec's allowed values."""
+    rng = np.random.default_rng(seed)
+    data: dict[str, Any] = {}
+    for c in spec.request_fields:
+        if c.dtype is DType.str:
+            data[c.name] = rng.choice(c.allowed or ["p", "q", "r"], n)
+        else:
+            data[c.name] = rng.integers(0, 30, n).astype(float)
+    for name in spec.stored_feature_names:
+        data[name] = rng.normal(100, 10, n)
+    return pd.DataFrame(data)
+
+
+def _target(spec: UseCaseSpec, x: pd.DataFrame, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    nums = x.select_dtypes("number").fillna(0).to_numpy().sum(axis=1)
+    signal = nums - nums.mean() + rng.normal(0, nums.std() + 1, len(x))
+    if spec.target.task is Task.binary_classification:
+        return (signal > 0).astype(np.int64)
+    return signal
+
+
+def _fit(spec: UseCaseSpec, algorithm: str) -> tuple[Any, pd.DataFrame]:
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"algorithm": algorithm})})
+    x = model_frame(spec, _frame(spec, 400))
+    hp: dict[str, Any] = {"n_estimators": 30, "n_jobs": 1}
+    if algorithm == "lightgbm":
+        hp["verbose"] = -1
+    return learner.fit(spec, hp, x, _target(spec, x)), x
+
+
+def _awkward(spec: UseCaseSpec) -> pd.DataFrame:
+    """Rows a client can send: unseen categories, nulls, numbers as text, extremes."""
+    df = _frame(spec, 12, seed=7).astype(object)
+    cats = spec.categorical_features
+    nums = [c for c in spec.model_feature_names if c not in cats]
+    df.loc[0, cats[0]] = "never_seen_in_training"
+    df.loc[1, cats[0]] = None
+    df.loc[2, cats[-1]] = np.nan
+    df.loc[3, nums[0]] = None
+    df.loc[4, nums[0]] = "7.5"
+    df.loc[5, nums[-1]] = 1e9
+    df.loc[6, nums[0]] = True
+    return df
+
+
+@pytest.mark.parametrize("usecase", ["hotel_rates", "credit_risk"])
+@pytest.mark.parametrize("algorithm", ["lightgbm", "random_forest"])
+def test_compiled_scorer_is_bit_identical_to_the_pipeline(usecase: str, algorithm: str) -> None:
+    spec = load_usecase(usecase)
+    model, x = _fit(spec, algorithm)
+    scorer = rowscorer.predictor(spec, model)
+    assert isinstance(scorer, rowscorer.TreeRows)  # the fast path is really taken
+    for df in (pd.concat([x.head(50)]), _awkward(spec)):
+        frame = model_frame(spec, df)
+        want = learner.predict(spec, model, frame)
+        got = scorer(model_columns(spec, df, len(df)))
+        assert np.array_equal(want, got), np.abs(want - got).max()
+    one = _awkward(spec).head(1)
+    assert scorer(model_columns(spec, one, 1)).tolist() == learner.predict(
+        spec, model, model_frame(spec, one)
+    ).tolist()
+
+
+def test_other_layouts_score_through_the_pipeline() -> None:
+    spec = load_usecase("hotel_rates")
+    model, x = _fit(spec, "linear")
+    scorer = rowscorer.predictor(spec, model)
+    assert not isinstance(scorer, rowscorer.TreeRows)
+    cols = model_columns(spec, x.head(5), 5)
+    assert np.array_equal(scorer(cols), learner.predict(spec, model, x.head(5)))
+
+
+def test_a_scorer_that_disagrees_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = load_usecase("hotel_rates")
+    model, x = _fit(spec, "lightgbm")
+    compiled = rowscorer._tree_rows(spec, model)
+    assert compiled is not None
+    swapped = [dict(zip(t, reversed(list(t.values())), strict=True)) for t in compiled.codes]
+    monkeypatch.setattr(rowscorer, "_tree_rows", lambda s, m: replace(compiled, codes=swapped))
+    with caplog.at_level(logging.WARNING, logger="shipway.service"):
+        scorer = rowscorer.predictor(spec, model)
+    assert not isinstance(scorer, rowscorer.TreeRows)
+    assert "differs from the pipeline" in caplog.text
+    assert np.array_equal(
+        scorer(model_columns(spec, x.head(8), 8)), learner.predict(spec, model, x.head(8))
+    )
+
+
+def test_model_columns_type_like_model_frame() -> None:
+    spec = load_usecase("hotel_rates")
+    df = _awkward(spec)
+    cat, num = spec.categorical_features[0], spec.model_feature_names[-1]
+    df.loc[7, cat] = pd.NA
+    df.loc[8, cat] = 5
+    df.loc[9, num] = "abc"
+    cols = model_columns(spec, df, len(df))
+    assert list(cols) == spec.model_feature_names
+    assert cols[cat][1] == cols[cat][7] == MISSING_CATEGORY
+    assert cols[cat][8] == "5"
+    assert np.isnan(cols[num][9])
+    nums = [c for c in spec.model_feature_names if c not in spec.categorical_features]
+    assert cols[nums[0]][4] == np.float32(7.5) and cols[nums[0]][6] == 1.0
+    assert all(cols[c].dtype == np.float32 for c in nums)
+    # the serving path hands plain lists; the training path a DataFrame: same values
+    as_lists = {c: df[c].tolist() for c in df.columns}
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(model_columns(spec, as_lists, len(df))), model_frame(spec, df)
+    )
+    with pytest.raises(KeyError, match=spec.request_field_names[0]):
+        model_columns(spec, df.drop(columns=[spec.request_field_names[0]]), len(df))
+
+
+def test_logged_inputs_equal_the_frame_records() -> None:
+    spec = load_usecase("hotel_rates")
+    df = _awkward(spec)
+    feats = Features(model_columns(spec, df, len(df)), [[] for _ in range(len(df))])
+    got, want = feats.records(), feats.x.to_dict("records")
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        assert all(g[k] == w[k] or (g[k] != g[k] and w[k] != w[k]) for k in g)  # NaN == NaN
+        assert all(type(g[k]) is type(w[k]) for k in g)
+    first = spec.model_feature_names[0]
+    assert np.array_equal(
+        feats.take([1, 3])[first], feats.x[first].iloc[[1, 3]].to_numpy(), equal_nan=True
+    )
