@@ -14,27 +14,53 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipelines.training import COMPILED, PIPELINE_NAME, build_pipeline, compile_pipeline
+from pipelines.training import (
+    CLUSTER_PARAMETERS,
+    COMPILED,
+    PIPELINE_NAME,
+    build_pipeline,
+    compile_pipeline,
+)
 from shipway.lineage import git_commit
 from shipway.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def cluster_tracking_uri(settings: Settings) -> str:
+    """The MLflow server a cluster run's steps use: the configured one, never the local
+    SQLite default (an empty or local URI would make the steps track into their own pod)."""
+    uri = settings.mlflow_tracking_uri or ""
+    if "://" not in uri or uri.startswith(("sqlite:", "file:")):
+        raise ValueError(
+            "a Kubeflow run needs the MLflow server its pods reach: set "
+            "SHIPWAY_MLFLOW_TRACKING_URI (the chart sets it in its pods), "
+            f"got {uri or 'nothing (local SQLite default)'}"
+        )
+    return uri
+
+
 def pipeline_arguments(
     settings: Settings, usecase: str, data_rev: str, *, cluster: bool, as_of: str = ""
 ) -> dict[str, str]:
-    """Pipeline parameters from configuration (store URIs, repo, commit)."""
-    return {
+    """Pipeline parameters from configuration (store URIs, repo, commit; on a cluster also
+    the ConfigMap and Secrets the steps' pods take their settings and credentials from)."""
+    args = {
         "usecase": usecase,
         "data_rev": data_rev,
-        # on a cluster the components resolve the repo and stores from their own env
+        # on a cluster the fetch step uses the image's project root (its SHIPWAY_* env)
         "repo": "" if cluster else str(settings.root),
-        "tracking_uri": "" if cluster else settings.tracking_uri,
-        "artifact_root": "" if cluster else settings.artifact_root,
+        "tracking_uri": cluster_tracking_uri(settings) if cluster else settings.tracking_uri,
+        # on a cluster "" lets the MLflow server choose (it proxies the artifact store)
+        "artifact_root": (settings.mlflow_artifact_root or "")
+        if cluster
+        else settings.artifact_root,
         "git_commit": git_commit(settings.root),
         "as_of": as_of,
     }
+    if cluster:  # kfp.local ignores them: local steps inherit this process's environment
+        args |= {param: getattr(settings, field) for param, field in CLUSTER_PARAMETERS.items()}
+    return args
 
 
 class PipelineFailed(RuntimeError):
@@ -168,11 +194,12 @@ def submit(
     """Start a run of the compiled pipeline on a Kubeflow Pipelines endpoint; return its id."""
     import kfp
 
+    arguments = pipeline_arguments(settings, usecase, data_rev, cluster=True, as_of=as_of)
     client = kfp.Client(host=host)
     package = package_for(settings.image)
     run = client.create_run_from_pipeline_package(
         str(package),
-        arguments=pipeline_arguments(settings, usecase, data_rev, cluster=True, as_of=as_of),
+        arguments=arguments,
         experiment_name=experiment,
         run_name=f"{usecase}-{data_rev}",
     )

@@ -57,6 +57,27 @@ class Settings(BaseSettings):
         default="ghcr.io/shipway/shipway:0.1.0",
         description="Container image the KFP components run in on a cluster.",
     )
+    # ---- what a Kubeflow Pipelines run's pods read (names in their namespace) ----
+    pipeline_env_config_map: str = Field(
+        default="shipway-env",
+        description="ConfigMap whose settings every pipeline step gets on a cluster (the "
+        "chart's <fullname>-env, also rendered in the pipelines namespace).",
+    )
+    pipeline_postgresql_secret: str = Field(
+        default="shipway-postgresql",
+        description="Secret with the keys feast-registry-uri and prediction-log-uri for the "
+        "pipeline steps (the chart's <fullname>-postgresql or the external one).",
+    )
+    pipeline_redis_secret: str = Field(
+        default="shipway-redis",
+        description="Secret with the Feast Redis connection string (key connection) for the "
+        "pipeline steps.",
+    )
+    pipeline_mlflow_auth_secret: str = Field(
+        default="shipway-mlflow-auth",
+        description="Secret with the MLflow password (key admin-password) for the pipeline "
+        "steps; optional (absent: MLflow without basic auth).",
+    )
     prediction_log_uri: str | None = Field(
         default=None, description="Prediction log: a SQLite path (local) or a PostgreSQL URL."
     )

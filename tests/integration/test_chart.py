@@ -42,6 +42,8 @@ CI_IDS = [p.name.removesuffix("-values.yaml") for p in CI_VALUES]
 NAMESPACE = "shipway"
 RELEASE = "shipway"
 FULLNAME = "shipway"  # the release name contains the chart name
+# Where the training pipeline's pods run (values pipelines.namespace): defaults, production.
+PIPELINES_NAMESPACES = {"kubeflow", "kubeflow-ml-team"}
 K8S_VERSIONS = ["1.30.0", "1.34.0"]
 # Custom resources of the prometheus-operator: no Kubernetes JSON schema exists for them, so
 # kubernetes-validate cannot check them; they are checked structurally below instead.
@@ -107,7 +109,14 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    """The resource of the release (copies in the pipelines namespace left out)."""
+    found = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and d["metadata"]["name"] == name
+        and d["metadata"].get("namespace") not in PIPELINES_NAMESPACES
+    ]
     assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
     return found[0]
 
@@ -198,7 +207,12 @@ def test_every_resource_is_namespaced_and_labelled(rendered, scenario: str) -> N
         meta = doc["metadata"]
         what = f"{doc['kind']}/{meta['name']}"
         assert len(meta["name"]) <= 63, what
-        assert meta.get("namespace") in {NAMESPACE, "monitoring"}, what
+        assert meta.get("namespace") in {NAMESPACE, "monitoring", *PIPELINES_NAMESPACES}, what
+        if meta.get("namespace") in PIPELINES_NAMESPACES:  # only what the pipeline's pods read
+            assert (doc["kind"], meta["labels"]["app.kubernetes.io/component"]) in {
+                ("ConfigMap", "pipeline-env"),
+                ("Secret", "pipeline-env"),
+            }, what
         labels = meta["labels"]
         for key in (
             "app.kubernetes.io/name",
@@ -402,6 +416,11 @@ REJECTIONS = [
         id="bad-permission",
     ),
     pytest.param(
+        ["pipelines.namespace=Kubeflow_Team"],
+        ["/pipelines/namespace", "does not match pattern"],
+        id="bad-pipelines-namespace",
+    ),
+    pytest.param(
         ["prediction.challenger.mode=canary"],
         ["/prediction/challenger/mode", "value must be one of 'off', 'split', 'shadow'"],
         id="bad-challenger-mode",
@@ -569,7 +588,8 @@ def test_environment_contract_of_the_application_pods(rendered) -> None:
     env = configmap_env(docs)
     assert env["SHIPWAY_ENVIRONMENT"] == "cluster"
     assert env["SHIPWAY_STATE_DIR"] == "/tmp/shipway"
-    assert env["SHIPWAY_MLFLOW_TRACKING_URI"] == f"http://{FULLNAME}-mlflow:5000"
+    # namespace-qualified: the pipeline's pods, in another namespace, use it too
+    assert env["SHIPWAY_MLFLOW_TRACKING_URI"] == f"http://{FULLNAME}-mlflow.{NAMESPACE}.svc:5000"
     assert env["SHIPWAY_KFP_HOST"] == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
     assert env["MLFLOW_TRACKING_USERNAME"] == "admin"
     assert env["SHIPWAY_IMAGE"] == "ghcr.io/shipway/shipway:0.1.0"
@@ -623,6 +643,8 @@ def test_generated_secrets_are_consistent_and_random(tc, rendered) -> None:
     again = render(tc)
     assert _secret_data(again, f"{FULLNAME}-api-token")["token"] != token, "tokens must be random"
     for secret in by_kind(docs, "Secret"):
+        if secret["metadata"]["namespace"] != NAMESPACE:
+            continue  # the pipeline pods' copies, re-rendered from the originals
         # Generated once, kept on uninstall with the data volumes they unlock.
         assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
@@ -1250,6 +1272,133 @@ def test_pipeline_upload_job_sends_the_package_byte_for_byte(tc, tmp_path: Path)
         )
 
 
+def _compiled_pipeline() -> tuple[dict[str, Any], dict[str, Any]]:
+    source = ROOT / "pipelines" / "compiled" / "training_pipeline.yaml"
+    if not source.exists():
+        pytest.skip("pipelines/compiled/training_pipeline.yaml is not committed yet")
+    spec, platform = yaml.safe_load_all(source.read_text())
+    return spec, platform
+
+
+def _pipeline_reads(platform: dict[str, Any]) -> dict[str, dict[str, set[str]]]:
+    """name parameter -> {"required" | "optional": keys} over every step of the pipeline."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for cfg in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        for kind, key in (("configMapAsEnv", "configMapKey"), ("secretAsEnv", "secretKey")):
+            for entry in cfg.get(kind, []):
+                name_param = entry[kind.removesuffix("AsEnv") + "NameParameter"]
+                param = name_param["componentInputParameter"]
+                which = "optional" if entry["optional"] else "required"
+                keys = out.setdefault(param, {"required": set(), "optional": set()})[which]
+                keys |= {m[key] for m in entry["keyToEnv"]}
+    return out
+
+
+def test_pipeline_defaults_name_what_the_chart_renders(rendered) -> None:
+    """A run started from the Kubeflow UI with the defaults finds, in the namespace its pods
+    run in, the ConfigMap and Secrets the chart renders with default values (release
+    "shipway" in namespace "shipway"), with every key it reads."""
+    spec, platform = _compiled_pipeline()
+    defaults = {
+        k: v["defaultValue"] for k, v in spec["root"]["inputDefinitions"]["parameters"].items()
+    }
+    docs = rendered["default"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    pns = values["pipelines"]["namespace"]
+    assert pns == "kubeflow" and pns != NAMESPACE
+    env = configmap_env(docs)
+    assert defaults["tracking_uri"] == env["SHIPWAY_MLFLOW_TRACKING_URI"]
+    reads = _pipeline_reads(platform)
+    assert set(reads) == {
+        "env_config_map",
+        "postgresql_secret",
+        "redis_secret",
+        "mlflow_auth_secret",
+    }
+    for param, keys in reads.items():
+        kind = "ConfigMap" if param == "env_config_map" else "Secret"
+        name = defaults[param]
+        # the names the trigger / `shipway pipeline submit` pass are the same ones
+        assert env[f"SHIPWAY_PIPELINE_{param.upper()}"] == name, param
+        found = [
+            d
+            for d in docs
+            if d["kind"] == kind
+            and d["metadata"]["name"] == name
+            and d["metadata"]["namespace"] == pns
+        ]
+        assert len(found) == 1, f"{kind}/{name} not rendered in {pns}"
+        data = set(found[0]["data"])
+        # with default values even the optional keys (MLflow basic auth) are there
+        assert keys["required"] | keys["optional"] <= data, (param, data)
+    # The pipeline maps every ConfigMap key except the KFP token path (nothing mounts it in a
+    # step) and the names meant for whoever submits a run.
+    mapped = reads["env_config_map"]["required"] | reads["env_config_map"]["optional"]
+    chart_keys = set(configmap_env(rendered["production"]))
+    assert chart_keys - mapped == {
+        "KF_PIPELINES_SA_TOKEN_PATH",
+        *(f"SHIPWAY_PIPELINE_{p.upper()}" for p in reads),
+    }
+    assert mapped <= chart_keys
+
+
+def _in(docs: list[dict[str, Any]], namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in docs
+        if d["metadata"].get("namespace") == namespace
+    }
+
+
+def test_pipeline_namespace_gets_the_env_and_copies_of_the_generated_secrets(rendered) -> None:
+    docs = rendered["default"]
+    copies = _in(docs, "kubeflow")
+    assert set(copies) == {
+        ("ConfigMap", f"{FULLNAME}-env"),
+        ("Secret", f"{FULLNAME}-postgresql"),
+        ("Secret", f"{FULLNAME}-redis"),
+        ("Secret", f"{FULLNAME}-mlflow-auth"),
+    }, "no API token, no other resource in the pipelines namespace"
+    home = _in(docs, NAMESPACE)
+    assert copies[("ConfigMap", f"{FULLNAME}-env")]["data"] == configmap_env(docs)
+    # same values as the originals, only the keys the pipeline reads
+    for name, keys in (
+        (f"{FULLNAME}-postgresql", {"feast-registry-uri", "prediction-log-uri"}),
+        (f"{FULLNAME}-redis", {"connection"}),
+        (f"{FULLNAME}-mlflow-auth", {"admin-password"}),
+    ):
+        copy = copies[("Secret", name)]
+        assert set(copy["data"]) == keys, name
+        for k in keys:
+            assert copy["data"][k] == home[("Secret", name)]["data"][k], (name, k)
+        assert "annotations" not in copy["metadata"], "copies go with the release"
+
+
+def test_pipeline_namespace_with_external_secrets_gets_the_env_only(rendered) -> None:
+    docs = rendered["production"]
+    copies = _in(docs, "kubeflow-ml-team")
+    assert set(copies) == {("ConfigMap", f"{FULLNAME}-env")}
+    env = copies[("ConfigMap", f"{FULLNAME}-env")]["data"]
+    assert env == configmap_env(docs)
+    # the external Secrets the pipeline expects there, under the names the release uses
+    assert env["SHIPWAY_PIPELINE_POSTGRESQL_SECRET"] == "shipway-postgresql-uris"
+    assert env["SHIPWAY_PIPELINE_REDIS_SECRET"] == "shipway-redis"
+    assert env["SHIPWAY_PIPELINE_MLFLOW_AUTH_SECRET"] == "shipway-mlflow-admin"
+
+
+def test_pipelines_in_the_release_namespace_need_no_copies(tc) -> None:
+    for ns in ("", NAMESPACE):
+        docs = render(tc, sets=[f"pipelines.namespace={ns}"])
+        assert {d["metadata"]["namespace"] for d in docs} == {NAMESPACE}, ns
+        names = [(d["kind"], d["metadata"]["name"]) for d in docs]
+        assert len(names) == len(set(names)), ns
+        assert not [
+            d
+            for d in docs
+            if d["metadata"]["labels"]["app.kubernetes.io/component"] == "pipeline-env"
+        ]
+
+
 def test_compiled_pipeline_runs_in_the_chart_image() -> None:
     source = ROOT / "pipelines" / "compiled" / "training_pipeline.yaml"
     if not source.exists():
@@ -1476,6 +1625,11 @@ def test_notes_say_how_to_reach_each_endpoint(tc) -> None:
         f"http://{FULLNAME}-trigger.{NAMESPACE}.svc:9109/alertmanager",
         f"http://{FULLNAME}-feature-server.{NAMESPACE}.svc:6566",
         f"helm test {RELEASE}",
+        # where the pipeline's steps read their configuration, and what to create there
+        'Its steps run in namespace "kubeflow-ml-team"',
+        "postgresql_secret:   shipway-postgresql-uris",
+        "Create the external Secret(s) shipway-postgresql-uris, shipway-redis, "
+        "shipway-mlflow-admin in namespace",
     ):
         assert expected in notes, f"{expected!r} not in NOTES"
 

@@ -1,12 +1,29 @@
-"""The compiled pipeline YAML is committed and must match a fresh compile (golden test)."""
+"""The compiled pipeline YAML is committed and must match a fresh compile (golden test);
+on a cluster every step gets the chart's env ConfigMap and store Secrets."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
-from pipelines.training import COMPILED, DEFAULT_IMAGE, compile_pipeline
+from pipelines.runner import pipeline_arguments
+from pipelines.training import (
+    CLUSTER_PARAMETERS,
+    COMPILED,
+    DEFAULT_IMAGE,
+    ENV_KEYS,
+    compile_pipeline,
+)
+from shipway.settings import Settings
+
+
+def load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pipeline spec, platform spec): the two YAML documents of a compiled package."""
+    spec, platform = yaml.safe_load_all(path.read_text())
+    return spec, platform
 
 
 def test_committed_yaml_matches_a_fresh_compile(tmp_path: Path) -> None:
@@ -17,7 +34,7 @@ def test_committed_yaml_matches_a_fresh_compile(tmp_path: Path) -> None:
 
 
 def test_compiled_pipeline_is_uploadable_shape() -> None:
-    spec = yaml.safe_load(COMPILED.read_text())
+    spec, _ = load(COMPILED)
     assert spec["pipelineInfo"]["name"] == "shipway-training"
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {
@@ -47,6 +64,115 @@ def test_compiled_pipeline_is_uploadable_shape() -> None:
 
 def test_image_is_configurable(tmp_path: Path) -> None:
     other = compile_pipeline(tmp_path / "o.yaml", "registry.example.com/shipway:9")
-    spec = yaml.safe_load(other.read_text())
+    spec, _ = load(other)
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"registry.example.com/shipway:9"}
+
+
+# ---------------------------------------------------------------- cluster configuration
+POSTGRESQL = {
+    "SHIPWAY_FEAST_REGISTRY_PATH": "feast-registry-uri",
+    "SHIPWAY_PREDICTION_LOG_URI": "prediction-log-uri",
+}
+
+
+def _by_env(entries: list[dict[str, Any]], key: str) -> dict[str, tuple[str, str, bool]]:
+    """env var -> (name parameter, ConfigMap/Secret key, optional) of configMapAsEnv or
+    secretAsEnv entries."""
+    out: dict[str, tuple[str, str, bool]] = {}
+    for entry in entries:
+        param = entry[f"{key}NameParameter"]["componentInputParameter"]
+        assert f"{key}Name" not in entry, "names are pipeline parameters, never constants"
+        for m in entry["keyToEnv"]:
+            assert m["envVar"] not in out, f"{m['envVar']} set twice"
+            out[m["envVar"]] = (param, m[f"{key}Key"], entry["optional"])
+    return out
+
+
+def test_every_step_gets_the_env_configmap_and_the_store_secrets() -> None:
+    spec, platform = load(COMPILED)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == set(spec["deploymentSpec"]["executors"]), "a step without env"
+    for name, cfg in executors.items():
+        config = _by_env(cfg["configMapAsEnv"], "configMap")
+        assert config == {
+            **{k: ("env_config_map", k, False) for k in ENV_KEYS},
+            "MLFLOW_TRACKING_USERNAME": ("env_config_map", "MLFLOW_TRACKING_USERNAME", True),
+        }, name
+        assert {"SHIPWAY_MLFLOW_TRACKING_URI", "SHIPWAY_ENVIRONMENT"} <= set(config)
+        secrets = _by_env(cfg["secretAsEnv"], "secret")
+        assert secrets == {
+            **{env: ("postgresql_secret", key, False) for env, key in POSTGRESQL.items()},
+            "SHIPWAY_FEAST_REDIS_CONNECTION": ("redis_secret", "connection", False),
+            # optional: the chart renders it only with MLflow basic auth
+            "MLFLOW_TRACKING_PASSWORD": ("mlflow_auth_secret", "admin-password", True),
+        }, name
+        # the prediction API token stays with the prediction service
+        assert "SHIPWAY_API_TOKEN" not in config | secrets, name
+        assert set(cfg) == {"configMapAsEnv", "secretAsEnv"}, name
+
+
+def test_configmap_and_secret_names_default_to_the_settings() -> None:
+    spec, _ = load(COMPILED)
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    defaults = Settings.model_construct()  # field defaults, whatever this env holds
+    for param, field in CLUSTER_PARAMETERS.items():
+        assert params[param]["defaultValue"] == getattr(defaults, field), param
+    assert params["env_config_map"]["defaultValue"] == "shipway-env"
+    # a run started from the Kubeflow UI reaches the chart's MLflow, never a pod-local store
+    assert params["tracking_uri"]["defaultValue"].startswith("http://")
+
+
+def test_cluster_arguments_name_the_configmap_secrets_and_tracking_server(
+    tmp_path: Path,
+) -> None:
+    s = Settings(
+        root=tmp_path,
+        mlflow_tracking_uri="http://prod-shipway-mlflow.ml.svc:5000",
+        mlflow_artifact_root=None,
+        pipeline_env_config_map="prod-shipway-env",
+        pipeline_postgresql_secret="pg-uris",
+        pipeline_redis_secret="prod-shipway-redis",
+        pipeline_mlflow_auth_secret="mlflow-admin",
+    )
+    args = pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
+    assert args["tracking_uri"] == "http://prod-shipway-mlflow.ml.svc:5000"
+    assert args["artifact_root"] == ""  # the MLflow server's proxied artifact store
+    assert args["repo"] == ""  # the image's project
+    assert {k: args[k] for k in CLUSTER_PARAMETERS} == {
+        "env_config_map": "prod-shipway-env",
+        "postgresql_secret": "pg-uris",
+        "redis_secret": "prod-shipway-redis",
+        "mlflow_auth_secret": "mlflow-admin",
+    }
+    spec, _ = load(COMPILED)
+    assert set(args) <= set(spec["root"]["inputDefinitions"]["parameters"])
+
+
+@pytest.mark.parametrize("uri", [None, "sqlite:///tmp/mlflow.db", "file:///tmp/mlruns", "mlruns"])
+def test_cluster_arguments_refuse_a_pod_local_tracking_store(tmp_path: Path, uri: str) -> None:
+    s = Settings(root=tmp_path, mlflow_tracking_uri=uri)
+    with pytest.raises(ValueError, match="SHIPWAY_MLFLOW_TRACKING_URI"):
+        pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
+
+
+def test_local_arguments_are_unchanged(tmp_path: Path) -> None:
+    s = Settings(
+        root=tmp_path,
+        state_dir=tmp_path / "state",
+        mlflow_tracking_uri=None,
+        mlflow_artifact_root=None,
+    )
+    args = pipeline_arguments(s, "hotel_rates", "HEAD", cluster=False, as_of="2017-01-01")
+    assert set(args) == {
+        "usecase",
+        "data_rev",
+        "repo",
+        "tracking_uri",
+        "artifact_root",
+        "git_commit",
+        "as_of",
+    }
+    assert args["repo"] == str(tmp_path.resolve())
+    assert args["tracking_uri"] == s.tracking_uri and args["tracking_uri"].startswith("sqlite:")
+    assert args["artifact_root"] == s.artifact_root

@@ -200,11 +200,43 @@ imagePullSecrets:
 {{- default (include "shipway.componentName" (dict "ctx" . "name" "mlflow-auth")) .Values.mlflow.auth.existingSecret }}
 {{- end }}
 
+{{/* Namespace-qualified, so it also holds in the training pipeline's pods (pipelines.namespace). */}}
 {{- define "shipway.mlflowTrackingUri" -}}
 {{- if .Values.mlflow.enabled }}
-{{- printf "http://%s:%d" (include "shipway.componentName" (dict "ctx" . "name" "mlflow")) (int .Values.mlflow.port) }}
+{{- printf "http://%s.%s.svc:%d" (include "shipway.componentName" (dict "ctx" . "name" "mlflow")) .Release.Namespace (int .Values.mlflow.port) }}
 {{- else }}
 {{- required "mlflow.externalTrackingUri is required when mlflow.enabled is false" .Values.mlflow.externalTrackingUri }}
+{{- end }}
+{{- end }}
+
+{{/* ---------- training pipeline pods ---------- */}}
+{{/* Namespace the training pipeline's pods run in (pipelines.namespace; empty: the release's). */}}
+{{- define "shipway.pipelinesNamespace" -}}
+{{- default .Release.Namespace .Values.pipelines.namespace }}
+{{- end }}
+
+{{/*
+A generated Secret's copy for the pipeline pods' namespace, holding only the keys the
+pipeline reads (pipelines/training.py SECRET_ENV), rendered when that namespace is not the
+release's. Arg: (dict "ctx" $ "name" <Secret name> "data" (dict key value ...)).
+*/}}
+{{- define "shipway.pipelineSecretCopy" -}}
+{{- $ := .ctx }}
+{{- $pns := include "shipway.pipelinesNamespace" $ }}
+{{- if ne $pns $.Release.Namespace }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .name }}
+  namespace: {{ $pns }}
+  labels:
+    {{- include "shipway.labels" (dict "ctx" $ "component" "pipeline-env") | nindent 4 }}
+type: Opaque
+data:
+  {{- range $k, $v := .data }}
+  {{ $k }}: {{ $v | b64enc | quote }}
+  {{- end }}
+---
 {{- end }}
 {{- end }}
 
