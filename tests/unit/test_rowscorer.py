@@ -85,9 +85,10 @@ def test_compiled_scorer_is_bit_identical_to_the_pipeline(usecase: str, algorith
         got = scorer(model_columns(spec, df, len(df)))
         assert np.array_equal(want, got), np.abs(want - got).max()
     one = _awkward(spec).head(1)
-    assert scorer(model_columns(spec, one, 1)).tolist() == learner.predict(
-        spec, model, model_frame(spec, one)
-    ).tolist()
+    assert (
+        scorer(model_columns(spec, one, 1)).tolist()
+        == learner.predict(spec, model, model_frame(spec, one)).tolist()
+    )
 
 
 def test_other_layouts_score_through_the_pipeline() -> None:
