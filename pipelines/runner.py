@@ -40,6 +40,18 @@ def cluster_tracking_uri(settings: Settings) -> str:
     return uri
 
 
+def cluster_repo(settings: Settings) -> str:
+    """The git URL a cluster run's fetch step reads the data version from: the image holds
+    the code but no history, so ``data_rev`` can only be resolved in the repository."""
+    if not settings.git_repo_url:
+        raise ValueError(
+            "a Kubeflow run fetches its data version from the project's git repository: set "
+            "SHIPWAY_GIT_REPO_URL (the chart's pipelines.gitRepo), and SHIPWAY_DVC_REMOTE_URL "
+            "when the repository's default DVC remote is not reachable from the cluster"
+        )
+    return settings.git_repo_url
+
+
 def pipeline_arguments(
     settings: Settings, usecase: str, data_rev: str, *, cluster: bool, as_of: str = ""
 ) -> dict[str, str]:
@@ -48,8 +60,8 @@ def pipeline_arguments(
     args = {
         "usecase": usecase,
         "data_rev": data_rev,
-        # on a cluster the fetch step uses the image's project root (its SHIPWAY_* env)
-        "repo": "" if cluster else str(settings.root),
+        # on a cluster the fetch step clones the project's repository at data_rev
+        "repo": cluster_repo(settings) if cluster else str(settings.root),
         "tracking_uri": cluster_tracking_uri(settings) if cluster else settings.tracking_uri,
         # on a cluster "" lets the MLflow server choose (it proxies the artifact store)
         "artifact_root": (settings.mlflow_artifact_root or "")

@@ -27,6 +27,8 @@ ENV_KEYS = (
     "SHIPWAY_KFP_HOST",
     "SHIPWAY_IMAGE",
     "SHIPWAY_SERVICE_PORT",
+    "SHIPWAY_GIT_REPO_URL",  # where the fetch step reads a data version (runs from the UI)
+    "SHIPWAY_DVC_REMOTE_URL",  # and the DVC remote it pulls from
     "HOME",
     "BENTOML_HOME",
     "PYTHONDONTWRITEBYTECODE",

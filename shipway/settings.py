@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         default="ghcr.io/shipway/shipway:0.1.0",
         description="Container image the KFP components run in on a cluster.",
     )
+    git_repo_url: str | None = Field(
+        default=None,
+        description="Git URL of this project's repository. A cluster run's fetch step reads "
+        "the data version's dvc.lock, spec and params from it at the run's revision (the "
+        "image holds the code but no git history); unset: the local checkout.",
+    )
+    dvc_remote_url: str | None = Field(
+        default=None,
+        description="DVC remote the fetch step pulls a data version from, in place of the "
+        "repository's default remote (e.g. s3://bucket/shipway); pods authenticate the "
+        "cloud's usual way (workload identity or its environment variables).",
+    )
     # ---- what a Kubeflow Pipelines run's pods read (names in their namespace) ----
     pipeline_env_config_map: str = Field(
         default="shipway-env",

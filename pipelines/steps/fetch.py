@@ -16,7 +16,11 @@ from shipway.spec import UseCaseSpec, load_spec
 
 
 def resolve_rev(repo: str, rev: str) -> str:
-    """Full commit id of ``rev`` in a local repo (remote URLs keep the given rev)."""
+    """Full commit id of ``rev``, so lineage names a commit, not a moving branch.
+
+    A local repo answers ``git rev-parse``; a git URL answers ``git ls-remote`` for a
+    branch, tag or ``HEAD`` (a commit id is kept as given).
+    """
     if Path(repo).is_dir():
         out = subprocess.run(
             ["git", "-C", repo, "rev-parse", rev], capture_output=True, text=True, check=False
@@ -24,7 +28,13 @@ def resolve_rev(repo: str, rev: str) -> str:
         if out.returncode != 0:
             raise ValueError(f"unknown git revision {rev!r} in {repo}: {out.stderr.strip()}")
         return out.stdout.strip()
-    return rev
+    out = subprocess.run(
+        ["git", "ls-remote", repo, rev], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise ValueError(f"cannot read git repository {repo}: {out.stderr.strip()}")
+    refs = [line.split("\t", 1)[0] for line in out.stdout.splitlines() if line.strip()]
+    return refs[0] if refs else rev
 
 
 WORKSPACE = "workspace"
@@ -47,16 +57,20 @@ def fetch(repo: str, rev: str, usecase: str, out_dir: Path) -> dict[str, Any]:
     """Write ``data/<usecase>/features/``, the spec, params and ``version.json`` of a rev.
 
     ``rev`` is a git revision whose DVC outputs are pulled from the configured remote,
-    or ``workspace`` for the working tree as it is. An empty ``repo`` means the project
-    root of the settings (the image's copy on a cluster).
+    or ``workspace`` for the working tree as it is. ``repo`` is a local path or a git URL;
+    empty means ``settings.git_repo_url`` (the chart sets it for cluster runs), else the
+    project root. ``settings.dvc_remote_url`` replaces the default remote's URL.
     """
     import dvc.api
     from dvc.repo import Repo
 
-    if not repo:
-        from shipway.settings import get_settings
+    from shipway.settings import get_settings
 
-        repo = str(get_settings().root)
+    settings = get_settings()
+    if not repo:  # a run started from the Kubeflow UI: the chart's configured repository
+        repo = settings.git_repo_url or str(settings.root)
+    # the default remote of the repository, at the URL this environment reaches it by
+    remote = {"url": settings.dvc_remote_url} if settings.dvc_remote_url else None
     out_dir.mkdir(parents=True, exist_ok=True)
     if rev == WORKSPACE:
         commit = _copy_workspace(Path(repo), usecase, out_dir)
@@ -70,12 +84,13 @@ def fetch(repo: str, rev: str, usecase: str, out_dir: Path) -> dict[str, Any]:
         ("params.yaml", "params.yaml"),
         ("dvc.lock", "dvc.lock"),
     ):
-        (out_dir / name).write_text(dvc.api.read(rel, repo=repo, rev=commit))
+        (out_dir / name).write_text(dvc.api.read(rel, repo=repo, rev=commit, remote_config=remote))
     Repo.get(
         repo,
         f"data/{usecase}/features",
         out=str(out_dir / "data" / usecase / "features"),
         rev=commit,
+        remote_config=remote,
     )
     lock_root = out_dir / "_lock"
     lock_root.mkdir(exist_ok=True)

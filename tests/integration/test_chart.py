@@ -421,6 +421,16 @@ REJECTIONS = [
         id="bad-pipelines-namespace",
     ),
     pytest.param(
+        ["pipelines.gitRepo=our repo"],
+        ["/pipelines/gitRepo", "does not match pattern"],
+        id="git-repo-not-url",
+    ),
+    pytest.param(
+        ["pipelines.dvcRemote=bucket/shipway"],
+        ["/pipelines/dvcRemote", "does not match pattern"],
+        id="dvc-remote-not-url",
+    ),
+    pytest.param(
         ["prediction.challenger.mode=canary"],
         ["/prediction/challenger/mode", "value must be one of 'off', 'split', 'shadow'"],
         id="bad-challenger-mode",
@@ -1384,6 +1394,30 @@ def test_pipeline_namespace_with_external_secrets_gets_the_env_only(rendered) ->
     assert env["SHIPWAY_PIPELINE_POSTGRESQL_SECRET"] == "shipway-postgresql-uris"
     assert env["SHIPWAY_PIPELINE_REDIS_SECRET"] == "shipway-redis"
     assert env["SHIPWAY_PIPELINE_MLFLOW_AUTH_SECRET"] == "shipway-mlflow-admin"
+
+
+def test_pipeline_runs_fetch_from_the_configured_repository_and_remote(
+    rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart's env is what `shipway pipeline submit` / the trigger and the fetch step
+    read: a run names the project's git URL (the image has no history) and the remote."""
+    from pipelines.runner import pipeline_arguments
+    from shipway.settings import Settings
+
+    env = configmap_env(rendered["production"])
+    assert env["SHIPWAY_GIT_REPO_URL"] == "https://git.example.com/ml-team/shipway.git"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(root=ROOT)
+    assert settings.dvc_remote_url == "s3://ml-team-data/shipway"
+    args = pipeline_arguments(settings, "hotel_rates", "HEAD", cluster=True)
+    assert args["repo"] == "https://git.example.com/ml-team/shipway.git"
+    # without a repository the run is refused before it starts, naming the setting
+    monkeypatch.setenv(
+        "SHIPWAY_GIT_REPO_URL", configmap_env(rendered["default"])["SHIPWAY_GIT_REPO_URL"]
+    )
+    with pytest.raises(ValueError, match="SHIPWAY_GIT_REPO_URL"):
+        pipeline_arguments(Settings(root=ROOT), "hotel_rates", "HEAD", cluster=True)
 
 
 def test_pipelines_in_the_release_namespace_need_no_copies(tc) -> None:

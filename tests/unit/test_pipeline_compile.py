@@ -134,11 +134,12 @@ def test_cluster_arguments_name_the_configmap_secrets_and_tracking_server(
         pipeline_postgresql_secret="pg-uris",
         pipeline_redis_secret="prod-shipway-redis",
         pipeline_mlflow_auth_secret="mlflow-admin",
+        git_repo_url="https://git.example.com/ml/shipway.git",
     )
     args = pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
     assert args["tracking_uri"] == "http://prod-shipway-mlflow.ml.svc:5000"
     assert args["artifact_root"] == ""  # the MLflow server's proxied artifact store
-    assert args["repo"] == ""  # the image's project
+    assert args["repo"] == "https://git.example.com/ml/shipway.git"  # the image has no history
     assert {k: args[k] for k in CLUSTER_PARAMETERS} == {
         "env_config_map": "prod-shipway-env",
         "postgresql_secret": "pg-uris",
@@ -151,8 +152,14 @@ def test_cluster_arguments_name_the_configmap_secrets_and_tracking_server(
 
 @pytest.mark.parametrize("uri", [None, "sqlite:///tmp/mlflow.db", "file:///tmp/mlruns", "mlruns"])
 def test_cluster_arguments_refuse_a_pod_local_tracking_store(tmp_path: Path, uri: str) -> None:
-    s = Settings(root=tmp_path, mlflow_tracking_uri=uri)
+    s = Settings(root=tmp_path, mlflow_tracking_uri=uri, git_repo_url="https://g.example/r.git")
     with pytest.raises(ValueError, match="SHIPWAY_MLFLOW_TRACKING_URI"):
+        pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
+
+
+def test_cluster_arguments_need_the_git_repository(tmp_path: Path) -> None:
+    s = Settings(root=tmp_path, mlflow_tracking_uri="http://mlflow:5000", git_repo_url=None)
+    with pytest.raises(ValueError, match="SHIPWAY_GIT_REPO_URL"):
         pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
 
 
