@@ -20,6 +20,15 @@ process that can promote:
 
 On a cluster without a PostgreSQL store a file lock in one pod's scratch directory would
 serialize nothing, so that configuration is refused instead of pretending.
+
+``trail_lock`` is the same advisory lock for a second purpose: on a cluster the audit
+trail lives in an MLflow run's artifacts, where writing cannot be made exclusive, so every
+append to one run's trail serializes on a lock keyed by that run id (see
+``shipway.governance.trail``). Its key differs from every model's, so a promotion that
+appends while holding its champion lock takes a second, independent lock; each lock is
+its own database session, so nothing is shared or re-entered between them. The order is
+always model lock, then trail lock (an append takes no other lock), so no two holders can
+wait for each other.
 """
 
 from __future__ import annotations
@@ -58,10 +67,16 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _timed_out(kind: str, model: str, timeout: float, where: str) -> GovernanceError:
+MODEL_HOLDERS = "another promotion, rollback or review of this model"
+TRAIL_KIND, TRAIL_HOLDERS = "audit-trail", "another append to this audit trail"
+
+
+def _timed_out(
+    kind: str, model: str, timeout: float, where: str, holders: str = MODEL_HOLDERS
+) -> GovernanceError:
     return GovernanceError(
-        f"could not take the {kind} lock of {model} within {timeout:.0f}s ({where}): another "
-        "promotion, rollback or review of this model is still running; retry when it is done"
+        f"could not take the {kind} lock of {model} within {timeout:.0f}s ({where}): "
+        f"{holders} is still running; retry when it is done"
     )
 
 
@@ -88,7 +103,12 @@ def _file_lock(path: Path, kind: str, model: str, timeout: float) -> Iterator[No
 
 
 @contextlib.contextmanager
-def _advisory_lock(uri: str, kind: str, model: str, timeout: float) -> Iterator[None]:
+def _advisory_lock(
+    uri: str, kind: str, model: str, timeout: float, holders: str = MODEL_HOLDERS
+) -> Iterator[None]:
+    """A session-level advisory lock on a connection of its own (never a pooled one:
+    advisory locks are re-entrant per session, so a shared session would admit two
+    holders). Taking the same key again while holding it therefore waits for itself."""
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
@@ -100,7 +120,8 @@ def _advisory_lock(uri: str, kind: str, model: str, timeout: float) -> Iterator[
             while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 conn.rollback()  # no transaction held open while waiting
                 if time.monotonic() >= deadline:
-                    raise _timed_out(kind, model, timeout, f"PostgreSQL advisory lock {key}")
+                    where = f"PostgreSQL advisory lock {key}"
+                    raise _timed_out(kind, model, timeout, where, holders)
                 time.sleep(POLL_SECONDS)
             conn.commit()  # session-level lock: survives the transaction, not the connection
             try:
@@ -134,3 +155,26 @@ def model_lock(
         )
     with _file_lock(settings.state / "locks" / f"{kind}-{model}.lock", kind, model, timeout):
         yield "file"
+
+
+@contextlib.contextmanager
+def trail_lock(settings: Settings, run_id: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator[str]:
+    """Hold the append lock of the audit trail in MLflow run ``run_id``; yields the backend.
+
+    Only cluster trails need it: their store (MLflow's ``log_artifact``) overwrites
+    silently, so two appenders that read the same last sequence number would each write
+    it and one record would vanish from the chain. The lock must be visible to every pod
+    that appends (pipeline steps, the CLI, the monitor), which only a PostgreSQL
+    advisory lock is; without a PostgreSQL store the append is refused (``GovernanceError``)
+    rather than risk losing an audit record. Not re-entrant: do not append to the same
+    trail from inside an append.
+    """
+    uri = _pg_uri(settings)
+    if uri is None:
+        raise GovernanceError(
+            f"no shared lock for the audit trail of run {run_id}: on a cluster appends to the "
+            "audit trail serialize on a PostgreSQL advisory lock, so "
+            "SHIPWAY_MLFLOW_TRACKING_URI or SHIPWAY_PREDICTION_LOG_URI must be a postgresql:// URI"
+        )
+    with _advisory_lock(uri, TRAIL_KIND, run_id, timeout, TRAIL_HOLDERS):
+        yield "postgresql-advisory"

@@ -12,6 +12,12 @@ immutable entry per append, ``trail/<seq:06d>.json``, holding the record's name 
 and the hash of the previous entry. Files are created exclusively and never rewritten,
 so appending is the only operation; ``verify`` re-checks every record hash and the
 chain, so an edited record, an edited entry, a removed entry or a reordering is found.
+
+Concurrent appenders: locally the OS's exclusive create makes a second writer of the
+same sequence number fail and retry. MLflow cannot create exclusively (``log_artifact``
+overwrites, and checking first leaves a window), so a cluster trail also holds a lock
+every writer sees around the read-sequence/write-entry step:
+``shipway.governance.locks.trail_lock``, a PostgreSQL advisory lock keyed by the run id.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from shipway.evidence import GateRecord, content_hash, record_files, verify
+from shipway.governance.locks import trail_lock
 from shipway.settings import Settings
 
 GENESIS = "genesis"
@@ -72,7 +81,10 @@ class FileStore:
 
 
 class MlflowStore:
-    """The artifact store of one MLflow run, under ``prefix``."""
+    """The artifact store of one MLflow run, under ``prefix``.
+
+    ``put`` refuses a name it can see, but seeing and writing are two calls and MLflow
+    overwrites silently: it is exclusive only under ``trail_lock`` (``trail_for``)."""
 
     def __init__(self, client: Any, run_id: str, prefix: str = "audit") -> None:
         self.client = client
@@ -127,11 +139,19 @@ def _matches(subject: dict[str, Any], filt: dict[str, Any]) -> bool:
     return all(str(subject.get(k)) == str(v) for k, v in filt.items() if v is not None)
 
 
-class AuditTrail:
-    """Append records, read them back in order, verify the whole trail."""
+Lock = Callable[[], AbstractContextManager[object]]
 
-    def __init__(self, store: Store) -> None:
+
+class AuditTrail:
+    """Append records, read them back in order, verify the whole trail.
+
+    ``lock`` (a context-manager factory) is held around each append when the store cannot
+    refuse a second writer of the same entry by itself (``MlflowStore``); reads need none.
+    """
+
+    def __init__(self, store: Store, lock: Lock | None = None) -> None:
         self.store = store
+        self.lock: Lock = lock or contextlib.nullcontext
 
     def entries(self) -> list[Entry]:
         out = []
@@ -144,8 +164,13 @@ class AuditTrail:
         """Store the record and chain an entry to it; return the record's URI.
 
         Idempotent per content: a record whose hash is already in the trail is not
-        appended again (re-linking the same evidence must not grow the trail).
+        appended again (re-linking the same evidence must not grow the trail). The check,
+        the sequence number and the entry are read and written under ``self.lock``.
         """
+        with self.lock():
+            return self._append(record)
+
+    def _append(self, record: GateRecord) -> str:
         files = record_files(record)
         jname = next(n for n in files if n.endswith(".json"))
         chash = record.to_dict()["content_hash"]
@@ -242,7 +267,10 @@ def trail_for(
     settings: Settings, usecase: str, *, run_id: str | None = None, client: Any = None
 ) -> AuditTrail:
     """The trail of a use case: files locally; on a cluster, MLflow artifacts of ``run_id``
-    (the version's run) or of the use case's audit run when no version is concerned."""
+    (the version's run) or of the use case's audit run when no version is concerned.
+
+    A cluster trail appends under ``locks.trail_lock`` of its run, so appends from any pod
+    serialize (and are refused without a PostgreSQL store); reading takes no lock."""
     if settings.environment == "local":
         return AuditTrail(FileStore(settings.state / "audit" / usecase))
     if client is None:
@@ -250,7 +278,7 @@ def trail_for(
 
         client = registry.connect(settings.tracking_uri)
     rid = run_id or audit_run(client, usecase, settings.artifact_root)
-    return AuditTrail(MlflowStore(client, rid))
+    return AuditTrail(MlflowStore(client, rid), lock=lambda: trail_lock(settings, rid))
 
 
 def trails_for_version(

@@ -1,5 +1,7 @@
 """The cluster audit trail: the same append-only, hash-chained trail in MLflow's artifact
-store (a real tracking store on SQLite with a file artifact root), found by tampering."""
+store (a real tracking store on PostgreSQL, as the chart configures it, with a file
+artifact root), found by tampering; appends serialize on a PostgreSQL advisory lock, so a
+cluster without a PostgreSQL store refuses to append (and still reads)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import pytest
 from pipelines.steps import registry
 from shipway.evidence import Criterion, GateRecord, verify
 from shipway.governance.trail import AUDIT_RUN_TAG, AuditTrail, MlflowStore, trail_for
-from shipway.governance.versions import read_uri
+from shipway.governance.versions import GovernanceError, read_uri
 from shipway.settings import Settings
 from tests.conftest import ROOT
+from tests.integration.test_cluster_stores import _createdb, _sa
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +30,16 @@ def _record(gate: str, value: float) -> GateRecord:
     )
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Settings:
+@pytest.fixture(scope="module")
+def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    _createdb(postgres_url, "mlflow_trail")
+    tmp = tmp_path_factory.mktemp("mlflow-trail")
     return Settings(
         root=ROOT,
-        state_dir=tmp_path,
+        state_dir=tmp,
         environment="cluster",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        mlflow_artifact_root=(tmp_path / "artifacts").as_uri(),
+        mlflow_tracking_uri=_sa(postgres_url, "mlflow_trail"),
+        mlflow_artifact_root=(tmp / "artifacts").as_uri(),
     )
 
 
@@ -71,3 +76,20 @@ def test_records_about_no_version_go_to_one_audit_run_per_use_case(cluster: Sett
     assert [e.gate for e in second.entries()] == ["erasure"]
     run = client.get_run(first.store.run_id)  # type: ignore[attr-defined]
     assert run.data.tags[AUDIT_RUN_TAG] == "true"
+
+
+def test_a_cluster_without_a_postgres_store_refuses_to_append(tmp_path: Path) -> None:
+    """MLflow alone cannot refuse a second writer of an entry, and no other lock reaches
+    every pod: appending is refused rather than risking a lost record; reading works."""
+    s = Settings(
+        root=ROOT,
+        state_dir=tmp_path,
+        environment="cluster",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        mlflow_artifact_root=(tmp_path / "artifacts").as_uri(),
+    )
+    client = registry.connect(s.tracking_uri)
+    trail = trail_for(s, "hotel_rates", client=client)
+    with pytest.raises(GovernanceError, match="postgresql:// URI"):
+        trail.append(_record("erasure", 0.0))
+    assert trail.entries() == [] and trail.verify() == []

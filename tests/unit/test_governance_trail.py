@@ -3,8 +3,10 @@ or reordering is found; cards are rendered from recorded facts only."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,58 @@ def test_removed_or_edited_entries_break_the_chain(trail: AuditTrail, tmp_path: 
     data["passed"] = False
     e4.write_text(json.dumps(data))
     assert any("entry 4: entry hash does not match" in p for p in trail.verify())
+
+
+class _WatchedStore(FileStore):
+    """A store that notes whether the trail's lock is held at each read and write."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.held = False
+        self.calls: list[tuple[str, bool]] = []
+
+    def put(self, name: str, data: bytes) -> None:
+        self.calls.append(("put", self.held))
+        super().put(name, data)
+
+    def names(self, folder: str) -> list[str]:
+        self.calls.append(("names", self.held))
+        return super().names(folder)
+
+
+def test_append_reads_the_sequence_and_writes_the_entry_under_the_lock(tmp_path: Path) -> None:
+    """What makes a cluster trail safe: the lock spans the whole read-sequence/put-entry
+    step (and the duplicate check), is taken once per append, and reads take none."""
+    store = _WatchedStore(tmp_path / "audit")
+    taken: list[str] = []
+
+    @contextlib.contextmanager
+    def lock() -> Iterator[None]:
+        assert not store.held, "the trail lock was re-entered"
+        taken.append("lock")
+        store.held = True
+        try:
+            yield
+        finally:
+            store.held = False
+
+    t = AuditTrail(store, lock=lock)
+    t.append(_record("use_case_approval", 20.0))
+    t.append(_record("data_readiness", 21.0))
+    assert taken == ["lock", "lock"]
+    assert {"put", "names"} == {op for op, _ in store.calls}
+    assert all(held for _, held in store.calls), store.calls
+    store.calls.clear()
+    assert t.verify() == [] and [e.seq for e in t.entries()] == [1, 2]
+    assert taken == ["lock", "lock"] and not any(held for _, held in store.calls)
+
+    def failing() -> contextlib.AbstractContextManager[None]:
+        raise RuntimeError("no lock")
+
+    before = store.names("records")
+    with pytest.raises(RuntimeError, match="no lock"):
+        AuditTrail(store, lock=failing).append(_record("model_validation", 22.0))
+    assert store.names("records") == before and len(t.entries()) == 2  # nothing written
 
 
 def _facts() -> VersionFacts:

@@ -1,0 +1,127 @@
+"""Concurrent appends to one cluster audit trail lose nothing (the trail lock).
+
+On a cluster the trail is an MLflow run's artifacts, which cannot be created
+exclusively: two appenders that read the same last entry would both write entry N and
+MLflow would keep whichever came last, dropping an audit record and breaking the chain.
+Real processes (spawned, not threads) append distinct records at the same moment to the
+same trail, with MLflow tracking on a real PostgreSQL server and environment=cluster, as
+the chart configures it. Afterwards every record is in the trail exactly once, entries
+are numbered 1..N, each writer's records are in its own order, and ``verify`` finds
+nothing. Without the lock (``locked=False``, only for showing that this test catches
+the race) records go missing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from pipelines.steps import registry
+from shipway.evidence import Criterion, GateRecord
+from shipway.governance.locks import model_lock
+from shipway.governance.trail import AuditTrail, trail_for
+from shipway.settings import Settings
+from tests.conftest import ROOT
+from tests.integration.test_cluster_stores import _createdb, _sa
+
+pytestmark = pytest.mark.integration
+NAME = "hotel_rates"
+WORKERS, EACH = 3, 5
+
+
+def _record(worker: int, i: int) -> GateRecord:
+    return GateRecord(
+        f"gate_{worker}",
+        {"usecase": NAME, "model": NAME, "version": str(worker)},
+        [Criterion("quality_mae", True, float(i), 30.0, "<=")],
+        facts={"worker": worker, "i": i},
+    )
+
+
+def _append(kwargs: dict[str, Any], run_id: str, worker: int, go: Any, locked: bool) -> None:
+    s = Settings(**kwargs)
+    trail = trail_for(s, NAME, run_id=run_id, client=registry.connect(s.tracking_uri))
+    if not locked:  # the store alone, as before the trail lock: only to show the race
+        trail = AuditTrail(trail.store)
+    go.wait()
+    for i in range(EACH):
+        trail.append(_record(worker, i))
+
+
+def race(kwargs: dict[str, Any], run_id: str, locked: bool = True) -> list[int | None]:
+    """WORKERS processes append EACH records apiece to the trail of ``run_id`` at once;
+    returns their exit codes."""
+    ctx = mp.get_context("spawn")
+    go = ctx.Barrier(WORKERS)
+    procs = [
+        ctx.Process(target=_append, args=(kwargs, run_id, w, go, locked)) for w in range(WORKERS)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    return [p.exitcode for p in procs]
+
+
+def lost_or_broken(trail: AuditTrail) -> list[str]:
+    """Everything wrong with the trail after a race (empty: nothing lost, nothing broken)."""
+    entries = trail.entries()
+    problems = list(trail.verify())
+    if (seqs := [e.seq for e in entries]) != list(range(1, WORKERS * EACH + 1)):
+        problems.append(f"sequence numbers {seqs}")
+    found = Counter((r["facts"]["worker"], r["facts"]["i"]) for r in trail.records())
+    for w in range(WORKERS):
+        if (mine := [i for (fw, i) in found if fw == w]) != list(range(EACH)):
+            problems.append(f"worker {w}: records {mine} in the trail, not 0..{EACH - 1}")
+    problems += [f"record {k} appended {n} times" for k, n in found.items() if n != 1]
+    return problems
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], str]:
+    """Cluster settings (as keyword arguments, for the spawned writers) on MLflow tracking
+    in PostgreSQL, and a fresh run whose trail they race on."""
+    _createdb(postgres_url, "trail_race")
+    tmp = tmp_path_factory.mktemp("trail-race")
+    kwargs: dict[str, Any] = {
+        "root": ROOT,
+        "state_dir": tmp / "state",
+        "data_dir": ROOT / "data",
+        "environment": "cluster",
+        "mlflow_tracking_uri": _sa(postgres_url, "trail_race"),
+        "mlflow_artifact_root": (tmp / "artifacts").as_uri(),
+    }
+    client = registry.connect(kwargs["mlflow_tracking_uri"])
+    exp = registry.experiment(client, NAME, kwargs["mlflow_artifact_root"])
+    return kwargs, client.create_run(exp).info.run_id
+
+
+def test_concurrent_appends_to_one_cluster_trail_lose_nothing(
+    cluster: tuple[dict[str, Any], str],
+) -> None:
+    kwargs, run_id = cluster
+    exits = race(kwargs, run_id)
+    s = Settings(**kwargs)
+    trail = trail_for(s, NAME, run_id=run_id, client=registry.connect(s.tracking_uri))
+    assert (lost_or_broken(trail), exits) == ([], [0] * WORKERS)
+
+
+def test_appending_while_holding_the_champion_lock_does_not_wait_for_it(
+    cluster: tuple[dict[str, Any], str],
+) -> None:
+    """Promotion and rollback append inside ``model_lock``: the trail lock is another key
+    on another session, so the append neither deadlocks nor waits."""
+    kwargs, run_id = cluster
+    s = Settings(**kwargs)
+    client = registry.connect(s.tracking_uri)
+    run = client.create_run(client.get_run(run_id).info.experiment_id).info.run_id
+    trail = trail_for(s, NAME, run_id=run, client=client)
+    with model_lock(s, NAME, "champion", timeout=10) as backend:
+        assert backend == "postgresql-advisory"
+        trail.append(_record(0, 0))
+    assert [e.seq for e in trail.entries()] == [1] and trail.verify() == []
