@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from shipway.spec import Task, UseCaseSpec
+
+# Each estimator family is imported where the spec chooses it: every KFP step that loads
+# or fits a model is a fresh process, and sklearn.ensemble (random forests) is not needed
+# to fit or unpickle a LightGBM or linear pipeline.
 
 
 def hyperparameters(spec: UseCaseSpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +38,11 @@ def _estimator(spec: UseCaseSpec, hp: dict[str, Any]) -> Any:
 
         return (LGBMClassifier if clf else LGBMRegressor)(**hp)
     if algo == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
         return (RandomForestClassifier if clf else RandomForestRegressor)(**hp)
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     if clf:
         return LogisticRegression(C=float(hp.get("C", 1.0)), max_iter=2000)
     return Ridge(alpha=float(hp.get("alpha", 1.0)))
@@ -47,6 +52,8 @@ def make_pipeline(spec: UseCaseSpec, hp: dict[str, Any]) -> Pipeline:
     cats = spec.categorical_features
     nums = [c for c in spec.model_feature_names if c not in cats]
     if spec.model.algorithm == "linear":
+        from sklearn.impute import SimpleImputer
+
         pre = ColumnTransformer(
             [
                 ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,6 +23,9 @@ from shipway.governance.versions import GovernanceError, link, read_uri, subject
 from shipway.lineage import data_version
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 def _record(
@@ -79,10 +82,17 @@ def model_validation(
 
 
 def production_readiness(
-    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, port: int
+    settings: Settings,
+    client: Any,
+    spec: UseCaseSpec,
+    mv: Any,
+    port: int,
+    build: Future[dict[str, Any]] | None = None,
 ) -> tuple[GateRecord, str]:
+    """``build``: the Bento build already started (``probes.start_build``), else it runs
+    here."""
     facts = collect(settings, client, spec, mv)
-    bento = probes.build_bento(settings, spec)
+    bento = build.result() if build is not None else probes.build_bento(settings, spec)
     found = {
         "prerequisites": {g: facts.passed(g) for g in gates.prerequisite_gates()},
         "bento": bento,

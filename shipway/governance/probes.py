@@ -2,6 +2,7 @@
 
 * ``build_bento``: ``bentoml build -f services/bentofile.yaml`` from the repository root,
   versioned by a digest of the sources it packs (an identical earlier build is reused);
+  ``start_build`` runs it in the background while the caller does other work;
 * ``smoke``: ``bentoml serve <that bento>`` with the *candidate* as champion of a scratch
   registry and a scratch prediction log (so the production registry's aliases never move
   and smoke traffic never reaches the real log or monitoring), real requests, the
@@ -20,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from shipway.governance.versions import (
 )
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 BENTOFILE = "services/bentofile.yaml"
 RULES = "monitoring/prometheus/rules.yml"
@@ -143,6 +147,26 @@ def build_bento(settings: Settings, spec: UseCaseSpec, timeout: float = 600) -> 
     }
 
 
+def start_build(settings: Settings, spec: UseCaseSpec) -> Future[dict[str, Any]]:
+    """``build_bento`` in a background thread; ``result()`` is its record.
+
+    The build is ``bentoml`` subprocesses (about 10 s) that the thread only waits for, so
+    a caller with other work can do it meanwhile: the pipeline's production-readiness step
+    is a fresh process that still has to import MLflow and open the registry (3-4 s)
+    before the gate can start. The modules the thread needs are imported here, before it
+    starts, so the two threads never import the same module at the same time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import shipway.cli.serve  # noqa: F401  (with shipway.cli.app: what _bentoml uses)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bento-build")
+    try:
+        return pool.submit(build_bento, settings, spec)
+    finally:
+        pool.shutdown(wait=False)  # the build runs to its end; the pool takes no more
+
+
 def _scratch_registry(client: Any, mv: Any, root: Path) -> str:
     """A throwaway registry whose champion is a copy of the candidate's model files."""
     import mlflow
@@ -162,20 +186,30 @@ def _scratch_registry(client: Any, mv: Any, root: Path) -> str:
 def _bodies(settings: Settings, spec: UseCaseSpec, n: int) -> list[dict[str, Any]]:
     """Real events from after the training window; the spec's example row if none."""
     from services.demo import future_bookings, request_body
-    from services.engine import probe_row
 
     try:
         rows = future_bookings(settings, spec, n)
         return [request_body(spec, r) for _, r in rows.iterrows()]
     except (ValueError, OSError):
+        # only then: services.engine loads the whole scoring stack (Feast, the learner)
+        from services.engine import probe_row
+
         return [probe_row(spec)]
 
 
+def _candidate_model(settings: Settings, mv: Any) -> Any:
+    """The candidate's own model, from the registry the pipeline registered it in."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return mlflow.sklearn.load_model(f"models:/{mv.name}/{mv.version}")
+
+
 def _served_equals_candidate(
-    settings: Settings, spec: UseCaseSpec, mv: Any, log_uri: str, request_ids: list[str]
+    spec: UseCaseSpec, model: Any, log_uri: str, request_ids: list[str]
 ) -> tuple[bool, float]:
     """Recompute the candidate's prediction on the logged features of smoke requests."""
-    import mlflow
     import pandas as pd
 
     from pipelines.steps import learner
@@ -186,9 +220,6 @@ def _served_equals_candidate(
     rows = [r for r in (plog.get(i) for i in request_ids[:20]) if r is not None]
     if not rows:
         return False, float("nan")
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    model = mlflow.sklearn.load_model(f"models:/{mv.name}/{mv.version}")
     frame = pd.DataFrame([r["features"] for r in rows])
     mine = learner.predict(spec, model, model_frame(spec, frame))
     served = np.array([r["prediction"] for r in rows])
@@ -262,11 +293,17 @@ def smoke(
                 start_new_session=True,
             )
         handle = ServiceHandle(proc, f"http://127.0.0.1:{port}", log_path)
+        # The service takes 10-20 s to start, during which this process would only poll
+        # it: the request bodies and the candidate's own model (for the comparison below)
+        # are prepared meanwhile. In a fresh process (the pipeline's step) loading the
+        # model first imports scikit-learn and skops, seconds that would otherwise be
+        # spent after the wait.
+        bodies = _bodies(settings, spec, requests)
+        model = _candidate_model(settings, mv)
         wait_ready(handle, timeout=240)
         headers = {}
         if settings.api_token is not None:
             headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
-        bodies = _bodies(settings, spec, requests)
         times, ids, statuses = [], [], []
         with httpx.Client(base_url=handle.url, timeout=30, headers=headers) as http:
             for body in bodies[:3]:  # warm-up: first calls load lazily
@@ -279,7 +316,7 @@ def smoke(
                 if resp.status_code == 200:
                     ids.append(resp.json()["request_id"])
         bad = [s for s in statuses if s != 200]
-        same, diff = _served_equals_candidate(settings, spec, mv, str(root / "predictions.db"), ids)
+        same, diff = _served_equals_candidate(spec, model, str(root / "predictions.db"), ids)
         result.update(
             requests=len(statuses),
             status=bad[0] if bad else 200,

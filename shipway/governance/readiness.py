@@ -11,15 +11,30 @@ its verdict can matter: the model-validation gate passed, use-case approval and 
 readiness passed, and the spec lets the pipeline promote without a human
 (``Governance.pipeline_promotes``). Otherwise the step is skipped with the reason, and
 promotion is left to ``shipway gate production-readiness`` / ``approve`` / ``promote``.
+
+The step is a fresh process: ``start`` sets the Bento build going first, and the step
+imports MLflow and opens the registry while it runs, instead of before it.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+
+@dataclass(frozen=True)
+class Started:
+    """The gate's Bento build, running in the background since ``at`` (monotonic)."""
+
+    build: Future[dict[str, Any]]
+    at: float
 
 
 def skip_reason(spec: UseCaseSpec, registered: dict[str, Any]) -> str:
@@ -42,19 +57,39 @@ def skip_reason(spec: UseCaseSpec, registered: dict[str, Any]) -> str:
     return ""
 
 
+def start(settings: Settings, spec: UseCaseSpec, registered: dict[str, Any]) -> Started | None:
+    """Start the gate's Bento build in the background when the gate will run (None when
+    ``skip_reason`` skips it); needs neither the registry nor MLflow."""
+    from shipway.governance.probes import start_build
+
+    if skip_reason(spec, registered):
+        return None
+    at = time.monotonic()
+    return Started(start_build(settings, spec), at)
+
+
 def pipeline_readiness(
-    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, registered: dict[str, Any]
+    settings: Settings,
+    client: Any,
+    spec: UseCaseSpec,
+    mv: Any,
+    registered: dict[str, Any],
+    started: Started | None = None,
 ) -> dict[str, Any]:
     """Run the production-readiness gate on the freshly registered version when it can
-    matter (see ``skip_reason``); the record is appended to the trail and linked."""
+    matter (see ``skip_reason``); the record is appended to the trail and linked.
+
+    ``started``: what ``start`` began for this version (the build then is not run again,
+    and the gate's seconds count from the build's start)."""
     from shipway.governance.checks import production_readiness
     from shipway.net import free_port
 
     reason = skip_reason(spec, registered)
     if reason:
         return {"ran": False, "passed": None, "skipped": reason, "summary": f"skipped: {reason}"}
-    t0 = time.monotonic()
-    record, uri = production_readiness(settings, client, spec, mv, free_port())
+    t0 = started.at if started is not None else time.monotonic()
+    build = started.build if started is not None else None
+    record, uri = production_readiness(settings, client, spec, mv, free_port(), build)
     seconds = round(time.monotonic() - t0, 1)
     failures = [c.summary() for c in record.failures]
     return {
