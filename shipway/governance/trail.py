@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from shipway.evidence import GateRecord, content_hash, record_files, verify
 from shipway.governance.locks import trail_lock
+from shipway.governance.versions import GovernanceError
 from shipway.settings import Settings
 
 GENESIS = "genesis"
@@ -277,8 +278,23 @@ def trail_for(
         from pipelines.steps import registry
 
         client = registry.connect(settings.tracking_uri)
-    rid = run_id or audit_run(client, usecase, settings.artifact_root)
+    rid = run_id or shared_audit_run(settings, client, usecase)
     return AuditTrail(MlflowStore(client, rid), lock=lambda: trail_lock(settings, rid))
+
+
+def shared_audit_run(settings: Settings, client: Any, usecase: str) -> str:
+    """``audit_run`` under a lock, so the first appenders of a use case agree on one run.
+
+    ``audit_run`` looks the run up and creates it when absent; two pods doing that at
+    once would make two audit runs and the records of one would never be read. Without
+    a PostgreSQL store there is no shared lock, but appending is refused there anyway
+    (``trail_lock``), so reading goes ahead unlocked.
+    """
+    try:
+        with trail_lock(settings, f"audit-run:{usecase}"):
+            return audit_run(client, usecase, settings.artifact_root)
+    except GovernanceError:
+        return audit_run(client, usecase, settings.artifact_root)
 
 
 def trails_for_version(

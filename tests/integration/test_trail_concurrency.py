@@ -22,7 +22,7 @@ import pytest
 from pipelines.steps import registry
 from shipway.evidence import Criterion, GateRecord
 from shipway.governance.locks import model_lock
-from shipway.governance.trail import AuditTrail, trail_for
+from shipway.governance.trail import AUDIT_RUN_TAG, AuditTrail, trail_for
 from shipway.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.test_cluster_stores import _createdb, _sa
@@ -125,3 +125,36 @@ def test_appending_while_holding_the_champion_lock_does_not_wait_for_it(
         assert backend == "postgresql-advisory"
         trail.append(_record(0, 0))
     assert [e.seq for e in trail.entries()] == [1] and trail.verify() == []
+
+
+def _first_append(kwargs: dict[str, Any], usecase: str, worker: int, go: Any) -> None:
+    s = Settings(**kwargs)
+    client = registry.connect(s.tracking_uri)
+    go.wait()
+    trail_for(s, usecase, client=client).append(_record(worker, 0))
+
+
+def test_first_appenders_of_a_use_case_share_one_audit_run(
+    cluster: tuple[dict[str, Any], str],
+) -> None:
+    """Records about no version go to the use case's audit run, created on first use:
+    processes racing to create it end up in the same run, and no record is hidden."""
+    kwargs, _ = cluster
+    usecase = "fresh_usecase"
+    ctx = mp.get_context("spawn")
+    go = ctx.Barrier(WORKERS)
+    procs = [
+        ctx.Process(target=_first_append, args=(kwargs, usecase, w, go)) for w in range(WORKERS)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * WORKERS
+    s = Settings(**kwargs)
+    client = registry.connect(s.tracking_uri)
+    exp = registry.experiment(client, usecase, s.artifact_root)
+    runs = client.search_runs([exp], filter_string=f"tags.`{AUDIT_RUN_TAG}` = 'true'")
+    assert len(runs) == 1
+    trail = trail_for(s, usecase, client=client)
+    assert sorted(r["facts"]["worker"] for r in trail.records()) == list(range(WORKERS))
