@@ -48,7 +48,7 @@ from shipway.usecases import load_usecase
 ROOT = Path(__file__).resolve().parent.parent
 USECASE = "hotel_rates"
 RATES = [
-    int(r) for r in os.environ.get("LOAD_RATES", "2,3,4,5,6,8,10,12,15,20,30,40,60").split(",")
+    int(r) for r in os.environ.get("LOAD_RATES", "2,5,10,15,20,25,30,40,50,60,80,100").split(",")
 ]
 STEP_SECONDS = float(os.environ.get("LOAD_STEP_SECONDS", "60"))
 """Long enough for a p99 of a few hundred requests even at the lowest rates."""
