@@ -6,6 +6,7 @@ printed predictions are what the model would have said about the future at booki
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import psutil
 
 from shipway.data.readiness import EVENT_TS
 from shipway.settings import Settings
@@ -25,22 +27,59 @@ from shipway.spec import UseCaseSpec
 
 @dataclass
 class ServiceHandle:
-    """A running ``bentoml serve`` process group; ``stop()`` ends it."""
+    """A running ``bentoml serve`` and its workers; ``stop()`` or ``kill()`` ends them all.
+
+    BentoML's process manager (circus) starts every worker in a session of its own
+    (``os.setsid``), so signalling the server's process group does not reach the workers:
+    after a SIGKILL of the group they would live on, holding the port and the prediction
+    log. Both methods therefore also signal every descendant process, found before the
+    server dies (afterwards the orphans no longer point back to it).
+    """
 
     proc: subprocess.Popen[bytes]
     url: str
     log_path: Path
     responses: list[dict[str, Any]] = field(default_factory=list)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        if self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, sig)
+    def workers(self) -> list[psutil.Process]:
+        """Every process below the server (its workers), while the server lives.
+
+        The server itself is left to ``proc`` (``Popen.wait`` must reap it, or its exit
+        status is lost)."""
         try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+            return list(psutil.Process(self.proc.pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill(self) -> list[psutil.Process]:
+        """SIGKILL the server and all its workers at once, as a node or pod crash would;
+        returns the workers killed (gone on return; ``proc.wait()`` gives the server's)."""
+        procs = self.workers()
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(procs, timeout=30)
+        return procs
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Ask the server to stop (it stops its workers); SIGKILL whatever is left."""
+        procs = self.workers()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(alive, timeout=10)
 
 
 def start_service(
@@ -51,7 +90,7 @@ def start_service(
     log_path: Path | None = None,
     base_env: dict[str, str] | None = None,
 ) -> ServiceHandle:
-    """Start ``bentoml serve`` in its own process group (so a kill reaches its workers)."""
+    """Start ``bentoml serve`` in its own process group (``ServiceHandle`` ends its workers)."""
     from shipway.cli.serve import serve_command, service_env
 
     log_path = log_path or settings.state / "logs" / f"service-{port}.log"

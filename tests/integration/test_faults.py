@@ -251,6 +251,7 @@ def test_kill_9_under_load_then_restart_serves_every_acknowledged_prediction(
     env = {
         "SHIPWAY_MLFLOW_TRACKING_URI": champion["uri"],
         "SHIPWAY_PREDICTION_LOG_URI": str(log_db),
+        "SHIPWAY_SERVICE_WORKERS": "2",  # as the chart runs it: two writers of one log
     }
     rows = [request_body(hotel, r) for _, r in bookings.iterrows()]
     handle = _start(settings, hotel, tmp_path, **env)
@@ -266,11 +267,13 @@ def test_kill_9_under_load_then_restart_serves_every_acknowledged_prediction(
         deadline = time.monotonic() + 120
         while len(acked) < 120 and time.monotonic() < deadline:
             time.sleep(0.01)
-        os.killpg(handle.proc.pid, signal.SIGKILL)  # mid-traffic: requests are in flight
+        killed = handle.kill()  # server and every worker, mid-traffic: requests in flight
         stop.set()
         for t in clients:
             t.join(60)
         assert handle.proc.wait(30) == -signal.SIGKILL
+        assert len(killed) >= 2, "both workers were found and killed"
+        assert not [p for p in killed if p.is_running() and p.status() != "zombie"]
     finally:
         stop.set()
         handle.stop(signal.SIGKILL)
