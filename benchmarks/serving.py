@@ -1,7 +1,9 @@
 """Serving benchmark: the Shipway service vs a hand-written FastAPI baseline, same run.
 
-Run ``python -m benchmarks.serving`` (state from ``SHIPWAY_STATE_DIR``: a materialized
-online store and a champion, e.g. after ``make demo``). It measures, against real
+Run ``python -m benchmarks.serving``. State (a materialized online store and a
+champion) comes from ``SHIPWAY_STATE_DIR`` when it is set (e.g. the state of ``make
+demo``), else from the load benchmark's ``.shipway/bench-load``, which
+``benchmarks.load.prepare`` trains once on a fresh machine. It measures, against real
 bookings from after the training window:
 
 * p50/p99 latency of ``/predict`` at 1 client (Shipway vs baseline; goal p99 <= 3x);
@@ -32,6 +34,7 @@ from shipway.settings import Settings, get_settings
 from shipway.spec import UseCaseSpec
 from shipway.usecases import load_usecase
 
+ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("SHIPWAY_BENCH_SECONDS", "12"))
 WARMUP = 2.0
 
@@ -152,9 +155,15 @@ def comparisons(r: dict[str, dict[str, Any]]) -> list[Comparison]:
 def main() -> None:
     from benchmarks.batch import batch_comparison
 
-    settings = get_settings()
-    settings.export_env()
-    spec = load_usecase(settings.usecase, settings)
+    if os.environ.get("SHIPWAY_STATE_DIR"):
+        settings = get_settings()
+        settings.export_env()
+        spec = load_usecase(settings.usecase, settings)
+    else:  # a fresh machine has no champion: the benchmarks' own state, trained once
+        from benchmarks.load import prepare
+
+        state = Path(os.environ.get("SHIPWAY_LOAD_STATE") or ROOT / ".shipway" / "bench-load")
+        settings, spec, _ = prepare(state.resolve())
     phases = run_phases(settings, spec)
     comps = comparisons(phases)
     batch_cmp, batch_raw = batch_comparison(settings, spec)

@@ -211,3 +211,26 @@ def test_served_gauges_follow_the_contract(spec: UseCaseSpec) -> None:
     assert f'shipway_latency_budget_seconds{{usecase="hotel_rates"}} {budget}' in text
     assert "shipway_model_info{" not in gauges_text(metrics, None)
     assert np.isclose(metrics.budget_seconds, spec.acceptance.latency_p99_ms / 1000)
+
+
+def test_settle_heap_exempts_the_loaded_heap_and_frees_replaced_cycles() -> None:
+    import gc
+    import weakref
+
+    from services.engine import settle_heap
+
+    class Model:  # a replaced model in a reference cycle
+        pass
+
+    old = Model()
+    old.me = old  # type: ignore[attr-defined]
+    gone = weakref.ref(old)
+    try:
+        frozen = settle_heap()
+        assert frozen > 1000 and gc.get_freeze_count() == frozen
+        assert gone() is not None  # still referenced: frozen with the rest
+        del old
+        settle_heap()  # a swap: the cycle of the replaced model is collected, not leaked
+        assert gone() is None
+    finally:
+        gc.unfreeze()
