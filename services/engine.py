@@ -133,12 +133,20 @@ class Engine:
         self._lock = threading.Lock()  # Feast's SQLite connection is shared across threads
         self._stop = threading.Event()
         self._problems: dict[str, str] = {}
+        self._settled = False
         self._thread = threading.Thread(target=self._run, name="shipway-loader", daemon=True)
 
     # ---- lifecycle ----
     @property
-    def ready(self) -> bool:
+    def loaded(self) -> bool:
+        """Model, feature store and prediction log are open (requests can be scored)."""
         return self.models is not None and self.store is not None and self.log is not None
+
+    @property
+    def ready(self) -> bool:
+        """Loaded, and the heap settled once (``/readyz``): the one-off ~300 ms collection
+        of ``settle_heap`` happens before traffic is sent, not under the first requests."""
+        return self.loaded and self._settled
 
     def start(self) -> None:
         self._thread.start()
@@ -151,9 +159,10 @@ class Engine:
         while not self._stop.is_set():
             self.refresh()
             loaded = (id(self.models), id(self.store), id(self.log))
-            if self.ready and loaded != settled:  # first ready, or a hot-swapped model
+            if self.loaded and loaded != settled:  # first load, or a hot-swapped model
                 settle_heap()
                 settled = loaded
+                self._settled = True
             s = self.settings
             self._stop.wait(s.reload_interval_seconds if self.ready else s.startup_retry_seconds)
 
@@ -172,7 +181,7 @@ class Engine:
                 label, cause = exc.what, exc.cause
             problem = f"{type(cause).__name__}: {cause}"
             if self._problems.get(what) != f"{label}: {problem}":
-                state = "still serving the loaded models" if self.ready else "/readyz is 503"
+                state = "still serving the loaded models" if self.loaded else "/readyz is 503"
                 log.error(
                     "shipway: %s unavailable (%s); %s, retrying every %.0fs",
                     label,
