@@ -51,35 +51,38 @@ class ServiceHandle:
         except psutil.NoSuchProcess:
             return []
 
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    @staticmethod
+    def _reap(procs: list[psutil.Process], grace: float) -> None:
+        """Give ``procs`` ``grace`` seconds to exit, then SIGKILL the rest and wait."""
+        _, alive = psutil.wait_procs(procs, timeout=grace)
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(alive, timeout=30)
+
     def kill(self) -> list[psutil.Process]:
         """SIGKILL the server and all its workers at once, as a node or pod crash would;
         returns the workers killed (gone on return; ``proc.wait()`` gives the server's)."""
         procs = self.workers()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        psutil.wait_procs(procs, timeout=30)
+        self._signal(signal.SIGKILL)
+        self._reap(procs, grace=0)
         return procs
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         """Ask the server to stop (it stops its workers); SIGKILL whatever is left."""
         procs = self.workers()
         if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
+            self._signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self._signal(signal.SIGKILL)
                 self.proc.wait(10)
-        _, alive = psutil.wait_procs(procs, timeout=10)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        psutil.wait_procs(alive, timeout=10)
+        self._reap(procs, grace=10)
 
 
 def start_service(

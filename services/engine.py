@@ -23,10 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sqlalchemy.exc import IntegrityError
 
-from services import scoring
+from services import rowscorer, scoring
 from services.metrics import ServiceMetrics
 from services.models import CHALLENGER, CHAMPION, ModelLoader, ModelSet, ServedModel, route
 from shipway.predictionlog import PredictionLog, PredictionRecord
@@ -133,7 +132,8 @@ class Engine:
         self._lock = threading.Lock()  # Feast's SQLite connection is shared across threads
         self._stop = threading.Event()
         self._problems: dict[str, str] = {}
-        self._settled = False
+        self._settled_for: tuple[int, ...] | None = None
+        """Identity of the models, store and log the heap was last settled with."""
         self._thread = threading.Thread(target=self._run, name="shipway-loader", daemon=True)
 
     # ---- lifecycle ----
@@ -146,7 +146,7 @@ class Engine:
     def ready(self) -> bool:
         """Loaded, and the heap settled once (``/readyz``): the one-off ~300 ms collection
         of ``settle_heap`` happens before traffic is sent, not under the first requests."""
-        return self.loaded and self._settled
+        return self.loaded and self._settled_for is not None
 
     def start(self) -> None:
         self._thread.start()
@@ -155,14 +155,12 @@ class Engine:
         self._stop.set()
 
     def _run(self) -> None:
-        settled: tuple[int, ...] = ()
         while not self._stop.is_set():
             self.refresh()
             loaded = (id(self.models), id(self.store), id(self.log))
-            if self.loaded and loaded != settled:  # first load, or a hot-swapped model
+            if self.loaded and loaded != self._settled_for:  # first load, or a swapped model
                 settle_heap()
-                settled = loaded
-                self._settled = True
+                self._settled_for = loaded
             s = self.settings
             self._stop.wait(s.reload_interval_seconds if self.ready else s.startup_retry_seconds)
 
@@ -273,10 +271,8 @@ class Engine:
         self, served: ServedModel, feats: scoring.Features, idx: list[int], jobs: Sequence[Job]
     ) -> Any:
         try:
-            columns = feats.take(idx)
-            if served.scorer is not None:
-                return served.scorer(columns)
-            return scoring.predict(self.spec, served.model, pd.DataFrame(columns))
+            scorer = served.scorer or rowscorer.native(self.spec, served.model)
+            return scorer(feats.take(idx))
         except Exception:
             log.exception(
                 "shipway: %s v%s (%s) failed to score %d row(s); request ids %s",

@@ -56,6 +56,19 @@ def _pg_uri(settings: Settings) -> str | None:
     return None
 
 
+def _shared_uri(settings: Settings, what: str, who: str) -> str:
+    """The PostgreSQL store every pod reaches, or the error that names the settings:
+    without one no lock is visible to every process that can take it."""
+    uri = _pg_uri(settings)
+    if uri is None:
+        raise GovernanceError(
+            f"no shared lock for {what}: on a cluster {who} on a PostgreSQL advisory lock, "
+            "so SHIPWAY_MLFLOW_TRACKING_URI or SHIPWAY_PREDICTION_LOG_URI must be a "
+            "postgresql:// URI"
+        )
+    return uri
+
+
 def lock_backend(settings: Settings) -> str:
     """``postgresql-advisory`` or ``file``: which mechanism ``model_lock`` uses here."""
     return "postgresql-advisory" if _pg_uri(settings) else "file"
@@ -142,17 +155,12 @@ def model_lock(
     Raises ``GovernanceError`` naming the lock when it cannot be taken in ``timeout``
     seconds, and on a cluster configured without any PostgreSQL store.
     """
-    uri = _pg_uri(settings)
-    if uri is not None:
+    if settings.environment == "cluster" or _pg_uri(settings) is not None:
+        what = f"the {kind} of {model}"
+        uri = _shared_uri(settings, what, "promotion, rollback and review serialize")
         with _advisory_lock(uri, kind, model, timeout):
             yield "postgresql-advisory"
         return
-    if settings.environment == "cluster":
-        raise GovernanceError(
-            f"no shared lock for the {kind} of {model}: on a cluster promotion, rollback and "
-            "review serialize on a PostgreSQL advisory lock, so SHIPWAY_MLFLOW_TRACKING_URI or "
-            "SHIPWAY_PREDICTION_LOG_URI must be a postgresql:// URI"
-        )
     with _file_lock(settings.state / "locks" / f"{kind}-{model}.lock", kind, model, timeout):
         yield "file"
 
@@ -169,12 +177,7 @@ def trail_lock(settings: Settings, run_id: str, timeout: float = DEFAULT_TIMEOUT
     rather than risk losing an audit record. Not re-entrant: do not append to the same
     trail from inside an append.
     """
-    uri = _pg_uri(settings)
-    if uri is None:
-        raise GovernanceError(
-            f"no shared lock for the audit trail of run {run_id}: on a cluster appends to the "
-            "audit trail serialize on a PostgreSQL advisory lock, so "
-            "SHIPWAY_MLFLOW_TRACKING_URI or SHIPWAY_PREDICTION_LOG_URI must be a postgresql:// URI"
-        )
+    what = f"the audit trail of run {run_id}"
+    uri = _shared_uri(settings, what, "appends to the audit trail serialize")
     with _advisory_lock(uri, TRAIL_KIND, run_id, timeout, TRAIL_HOLDERS):
         yield "postgresql-advisory"
