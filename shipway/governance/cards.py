@@ -149,6 +149,31 @@ def model_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _known(value: Any) -> str:
+    """A recorded value, or ``-`` where the record holds none (a key present with ``None``
+    is as unknown as a missing key; printing it would read "at None")."""
+    return "-" if value is None or value == "" else str(value)
+
+
+def readiness_line(facts: dict[str, Any]) -> str:
+    """What the validate stage checked, from the data-readiness record's facts.
+
+    Reports are deterministic DVC outputs, so newer ones carry the data's last event time
+    (``data_through``) instead of a wall-clock ``checked_at``; older records still have
+    the latter. Whichever is recorded is said, and neither is invented.
+    """
+    r = facts.get("readiness") or {}
+    when = ""
+    if r.get("data_through"):
+        when = f" (data through {r['data_through']})"
+    elif r.get("checked_at"):
+        when = f" at {r['checked_at']}"
+    return (
+        f"{_known(r.get('rules'))} rules checked on {_known(r.get('rows'))} rows{when}; "
+        f"report md5 `{_known(facts.get('report_md5'))}`."
+    )
+
+
 def data_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
     """The data card (Markdown): what the version was trained on and how it was checked."""
     rec = facts.records.get(DATA_READINESS)
@@ -157,7 +182,7 @@ def data_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
     lines = [
         f"# Data card: {facts.name} v{facts.version}",
         "",
-        f"- source: {', '.join(f'{k}={v}' for k, v in src.items())}",
+        f"- source: {', '.join(f'{k}={v}' for k, v in src.items() if v not in (None, '', {}))}",
         f"- data version (DVC md5 of the features): `{facts.tags.get('data_version', '-')}`",
         f"- data revision (git): `{facts.tags.get('data_rev', '-')}`",
         f"- data-readiness gate: {_status(facts, DATA_READINESS)}",
@@ -181,13 +206,11 @@ def data_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
         if splits
         else ["not recorded"]
     )
-    r = f.get("readiness") or {}
     lines += [
         "",
         "## Readiness (validate stage)",
         "",
-        f"{r.get('rules', '-')} rules checked on {r.get('rows', '-')} rows at "
-        f"{r.get('checked_at', '-')}; report md5 `{f.get('report_md5', '-')}`.",
+        readiness_line(f),
         "",
         "## Privacy",
         "",
