@@ -156,6 +156,14 @@ CONTRACT: tuple[MetricSpec, ...] = (
         "The spec's single-row p99 latency budget, in seconds.",
         _S,
     ),
+    _m(
+        "shipway_challenger_missing",
+        _G,
+        ("mode",),
+        "1 while the challenger mode (split|shadow) has no challenger to serve, so the "
+        "champion answers and is logged for every request; 0 when it has one or mode is off.",
+        _S,
+    ),
     # ---- monitor ----
     _m("shipway_drift_share", _G, (), "Share of drifted features in the last window (0..1).", _M),
     _m(

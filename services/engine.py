@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from services import rowscorer, scoring
-from services.metrics import ServiceMetrics
+from services.metrics import ServiceMetrics, challenger_missing
 from services.models import CHALLENGER, CHAMPION, ModelLoader, ModelSet, ServedModel, route
 from shipway.predictionlog import PredictionLog, PredictionRecord
 from shipway.settings import Settings
@@ -125,6 +125,9 @@ class Engine:
         self.metrics = metrics
         self.mode = settings.challenger_mode
         self.percent = settings.challenger_percent
+        metrics.challenger_mode = self.mode  # for the shipway_challenger_missing gauge
+        self._challenger_missing = False
+        """Whether the served set lacks the challenger its mode needs (said once per spell)."""
         self.loader = ModelLoader(settings.tracking_uri, spec)
         self.models: ModelSet | None = None
         self.store: Any = None
@@ -231,6 +234,22 @@ class Engine:
                 self.mode,
             )
             self.models = new  # one reference assignment: the atomic swap
+            self._warn_if_challenger_missing(new)
+
+    def _warn_if_challenger_missing(self, models: ModelSet) -> None:
+        """Say once, when it starts, that split or shadow mode has no challenger: routing
+        then silently sends every request to the champion (the gauge keeps saying it)."""
+        missing = challenger_missing(self.mode, models)
+        if missing and not self._challenger_missing:
+            log.warning(
+                "shipway: challenger mode %s, but %s has no challenger (no %r alias, or it "
+                "points at the champion): champion v%s answers every request until one is set",
+                self.mode,
+                models.champion.name,
+                CHALLENGER,
+                models.champion.version,
+            )
+        self._challenger_missing = missing
 
     # ---- scoring ----
     def score(self, jobs: Sequence[Job]) -> list[dict[str, Any] | Exception]:

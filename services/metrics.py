@@ -46,6 +46,9 @@ class ServiceMetrics:
         )
         self.missing = contract.counter("shipway_missing_features_total", registry)
         self.retrieval = contract.histogram("shipway_feature_retrieval_duration_seconds", registry)
+        self.challenger_mode = "off"
+        """The challenger mode being served (off|split|shadow); the engine sets it from its
+        settings, and ``shipway_challenger_missing`` reports a mode left without a challenger."""
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(self.usecase, endpoint, str(status)).inc()
@@ -66,11 +69,20 @@ class ServiceMetrics:
             self.missing.labels(self.usecase, entity).inc(n)
 
 
-class _ServedGauges(Collector):
-    """model_info, model_trained_timestamp_seconds and latency_budget_seconds, from state."""
+def challenger_missing(mode: str, models: ModelSet | None) -> bool:
+    """Whether a mode that needs a challenger (split, shadow) serves without one: every
+    request then goes to the champion, and only this (and one log line) says so."""
+    return mode != "off" and models is not None and models.challenger is None
 
-    def __init__(self, usecase: str, budget: float, models: ModelSet | None) -> None:
-        self.usecase, self.budget, self.models = usecase, budget, models
+
+class _ServedGauges(Collector):
+    """model_info, model_trained_timestamp_seconds, latency_budget_seconds and
+    challenger_missing, from state."""
+
+    def __init__(
+        self, usecase: str, budget: float, models: ModelSet | None, mode: str = "off"
+    ) -> None:
+        self.usecase, self.budget, self.models, self.mode = usecase, budget, models, mode
 
     @staticmethod
     def _family(name: str) -> GaugeMetricFamily:
@@ -82,17 +94,24 @@ class _ServedGauges(Collector):
         trained = self._family("shipway_model_trained_timestamp_seconds")
         budget = self._family("shipway_latency_budget_seconds")
         budget.add_metric([self.usecase], self.budget)
+        missing = self._family("shipway_challenger_missing")
+        if self.models is not None:  # unknown until loaded (and /readyz says so)
+            missing.add_metric(
+                [self.usecase, self.mode], float(challenger_missing(self.mode, self.models))
+            )
         served = [self.models.champion, self.models.challenger] if self.models else []
         for m in served:
             if m is None:
                 continue
             info.add_metric([self.usecase, m.name, m.version, m.variant], 1.0)
             trained.add_metric([self.usecase, m.variant], m.trained_at)
-        yield from (info, trained, budget)
+        yield from (info, trained, budget, missing)
 
 
 def gauges_text(metrics: ServiceMetrics, models: ModelSet | None) -> str:
     """Exposition text of the served-model gauges (appended to BentoML's /metrics)."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(_ServedGauges(metrics.usecase, metrics.budget_seconds, models))
+    reg.register(
+        _ServedGauges(metrics.usecase, metrics.budget_seconds, models, metrics.challenger_mode)
+    )
     return generate_latest(reg).decode()
