@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn, TypeVar
 
 import pandas as pd
 import pytest
@@ -16,15 +20,63 @@ from shipway.spec import UseCaseSpec
 from shipway.usecases import load_usecase
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
-def require(condition: bool, reason: str) -> None:
-    """Skip when a server/tool is genuinely unavailable; under CI=true, fail instead."""
-    if condition:
-        return
+def unavailable(reason: str) -> NoReturn:
+    """The one way a test gives up on a missing prerequisite (server, tool, package).
+
+    A developer machine may lack it: skip, saying how to get it. CI (CI=true, .ci/run)
+    must provide it: fail, so a missing prerequisite never turns a CI run green.
+    """
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI must provide this: {reason}")
     pytest.skip(reason)
+
+
+def require(condition: bool, reason: str) -> None:
+    """:func:`unavailable` unless ``condition`` holds."""
+    if not condition:
+        unavailable(reason)
+
+
+def nonempty(items: Iterable[T], what: str) -> list[T]:
+    """``items`` as a list, never empty.
+
+    A parametrization over nothing is an empty parameter set, which pytest reports as a
+    skip, and a loop over nothing asserts nothing: either passes by finding nothing.
+    Failing here (a collection error at module level) makes that visible.
+    """
+    found = list(items)
+    if not found:
+        pytest.fail(f"{what}: found nothing", pytrace=False)
+    return found
+
+
+def globbed(folder: Path, pattern: str) -> list[Path]:
+    """``folder.glob(pattern)``, sorted, never empty (see :func:`nonempty`)."""
+    return nonempty(sorted(folder.glob(pattern)), f"{folder}/{pattern}")
+
+
+def _load_toolchain() -> ModuleType:
+    """tools/toolchain.py, loaded by path (tools/ is not a package)."""
+    name = "shipway_toolchain"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "toolchain.py")
+        assert spec is not None and spec.loader is not None
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses need it
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def chart_tools() -> Any:
+    """helm, kubectl, checkov, kubernetes-validate and hadolint (tools/install-tools.sh,
+    a no-op once done); a tool that cannot be installed is :func:`unavailable`."""
+    toolchain = _load_toolchain()
+    try:
+        return toolchain.ensure()
+    except toolchain.ToolchainError as err:
+        unavailable(f"chart tools unavailable (run tools/install-tools.sh): {err}")
 
 
 @pytest.fixture(autouse=True)

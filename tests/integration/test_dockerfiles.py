@@ -7,37 +7,28 @@ file it copies is in the repository and passes the build-context filter.
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import json
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import chart_tools, globbed
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = sorted(
-    p for p in (ROOT / "docker").glob("Dockerfile*") if p.suffix != ".dockerignore"
-)
+DOCKERFILES = [p for p in globbed(ROOT / "docker", "Dockerfile*") if p.suffix != ".dockerignore"]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 DOCKERIGNORE = ROOT / "docker" / "Dockerfile.dockerignore"
 CHART = ROOT / "charts" / "shipway"
 
 
-# tools/ is not a package: load tools/toolchain.py by path.
-_spec = importlib.util.spec_from_file_location("shipway_toolchain", ROOT / "tools" / "toolchain.py")
-toolchain = sys.modules.setdefault("shipway_toolchain", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(toolchain)  # type: ignore[union-attr]
-
-
 @pytest.fixture(scope="session")
 def hadolint() -> Path:
-    return toolchain.for_pytest().hadolint
+    return Path(chart_tools().hadolint)
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -179,9 +170,10 @@ def test_every_copied_path_passes_the_context_filter() -> None:
 
 
 def test_every_copied_path_exists_in_the_repository() -> None:
-    missing = [s for s in _copy_sources(DOCKERFILE) if not (ROOT / s).exists()]
-    if missing:
-        pytest.skip(f"not in the repository yet (being written): {', '.join(missing)}")
+    sources = _copy_sources(DOCKERFILE)
+    assert sources, "no COPY source found: the Dockerfile parser is broken"
+    missing = [s for s in sources if not (ROOT / s).exists()]
+    assert not missing, f"the image build would fail: COPY of {', '.join(missing)}"
 
 
 def test_exposed_ports_match_the_chart() -> None:

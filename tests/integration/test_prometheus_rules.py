@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port, require
+from conftest import free_port, globbed, require
 from prometheus_client import CollectorRegistry, start_http_server
 
 from monitoring.metrics_contract import counter, gauge, histogram
@@ -41,7 +41,7 @@ from monitoring.prometheus_config import (
 PROM_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 RULES = PROM_DIR / "rules.yml"
 RUNBOOK = PROM_DIR / "RUNBOOK.md"
-TEST_FILES = sorted((PROM_DIR / "tests").glob("*.yml"))
+TEST_FILES = globbed(PROM_DIR / "tests", "*.yml")
 GRAFANA = PROM_DIR.parent / "grafana"
 # The retraining trigger reacts to these by name; the chart routes them on this label.
 RETRAIN_ALERTS = {"ShipwayDataDrift", "ShipwayPerformanceDegraded"}
@@ -300,7 +300,7 @@ def test_prometheus_evaluates_the_rules_on_scraped_series(
 def test_every_dashboard_query_is_valid_promql(prometheus: PrometheusServer) -> None:
     substitutions = {"$usecase": ".+", "$__rate_interval": "1m", "$__range": "1h"}
     exprs: list[str] = []
-    for path in sorted(GRAFANA.glob("*.json")):
+    for path in globbed(GRAFANA, "*.json"):
         board = json.loads(path.read_text())
         panels = [p for p in board["panels"] if p["type"] != "row"]
         exprs += [t["expr"] for p in panels for t in p["targets"]]

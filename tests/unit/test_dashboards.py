@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import globbed
 
 from monitoring.metrics_contract import (
     CONTRACT,
@@ -24,7 +25,7 @@ MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 GRAFANA = MONITORING / "grafana"
 RULES = MONITORING / "prometheus" / "rules.yml"
 RUNBOOK = MONITORING / "prometheus" / "RUNBOOK.md"
-DASHBOARDS = sorted(GRAFANA.glob("*.json"))
+DASHBOARDS = globbed(GRAFANA, "*.json")
 # Stable uids: links, bookmarks and the Helm chart refer to them; never change one.
 EXPECTED_UIDS = {"shipway-overview", "shipway-model-quality"}
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
