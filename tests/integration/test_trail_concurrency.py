@@ -7,8 +7,8 @@ Real processes (spawned, not threads) append distinct records at the same moment
 same trail, with MLflow tracking on a real PostgreSQL server and environment=cluster, as
 the chart configures it. Afterwards every record is in the trail exactly once, entries
 are numbered 1..N, each writer's records are in its own order, and ``verify`` finds
-nothing. Without the lock (``locked=False``, only for showing that this test catches
-the race) records go missing.
+nothing. Without the lock (``locked=False``) the same race loses records: the negative
+control below asserts it, so the first test cannot pass because the race never happened.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from tests.integration.test_cluster_stores import _createdb, _sa
 pytestmark = pytest.mark.integration
 NAME = "hotel_rates"
 WORKERS, EACH = 3, 5
+UNLOCKED_ROUNDS = 5
+"""Unlocked races tried at most before the negative control gives up: a race is timing,
+so one round may happen to interleave harmlessly; the first loss ends it."""
 
 
 def _record(worker: int, i: int) -> GateRecord:
@@ -109,6 +112,25 @@ def test_concurrent_appends_to_one_cluster_trail_lose_nothing(
     s = Settings(**kwargs)
     trail = trail_for(s, NAME, run_id=run_id, client=registry.connect(s.tracking_uri))
     assert (lost_or_broken(trail), exits) == ([], [0] * WORKERS)
+
+
+def test_without_the_lock_the_same_race_loses_records(
+    cluster: tuple[dict[str, Any], str],
+) -> None:
+    """The negative control: the race above on the bare store (``locked=False``) loses or
+    breaks records, so that test would catch a trail lock that stopped serializing."""
+    kwargs, run_id = cluster
+    s = Settings(**kwargs)
+    client = registry.connect(s.tracking_uri)
+    experiment = client.get_run(run_id).info.experiment_id
+    problems: list[str] = []
+    for _ in range(UNLOCKED_ROUNDS):
+        run = client.create_run(experiment).info.run_id
+        race(kwargs, run, locked=False)  # a writer may also give up after 5 collisions
+        problems = lost_or_broken(trail_for(s, NAME, run_id=run, client=client))
+        if problems:
+            break
+    assert problems, f"{UNLOCKED_ROUNDS} unlocked races lost nothing: the race is not caught"
 
 
 def test_appending_while_holding_the_champion_lock_does_not_wait_for_it(
