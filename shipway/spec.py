@@ -350,7 +350,15 @@ class Acceptance(_Strict):
     perturbation_bound: float = Field(
         default=0.1, ge=0, description="Max relative change of predictions under perturbation."
     )
-    onnx_tolerance: float = Field(default=1e-3, ge=0, description="Max |onnx - native| allowed.")
+    onnx_tolerance: float = Field(
+        default=1e-3,
+        ge=0,
+        description="ONNX parity on the test split, both models fed the same float32 "
+        "inputs: max |onnx - native| / max(1, |native|) allowed (the absolute difference for "
+        "probabilities, relative for values above 1, as float32 keeps ~7 significant "
+        "digits); classifiers must also decide the same class at decision_threshold except "
+        "within this distance of it.",
+    )
     decision_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Classification: probability cut-off for class 1."
     )

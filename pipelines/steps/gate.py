@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.steps import learner, metrics
+from pipelines.steps import learner, metrics, onnx_export
 from shipway.evidence import Criterion, GateRecord
 from shipway.spec import DType, Task, UseCaseSpec
 
@@ -200,7 +200,7 @@ def evaluate_gate(
                 onnx_diff,
                 acc.onnx_tolerance,
                 "<=",
-                "ONNX vs native on the test split",
+                onnx_export.compared(spec),
             )
         )
     return GateRecord(gate=GATE, subject=subject, criteria=crit, facts=facts)

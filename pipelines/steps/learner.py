@@ -49,21 +49,23 @@ def _estimator(spec: UseCaseSpec, hp: dict[str, Any]) -> Any:
 
 
 def make_pipeline(spec: UseCaseSpec, hp: dict[str, Any]) -> Pipeline:
+    """Encoding + the spec's estimator; every model column stays an input of the model.
+
+    The linear learner imputes medians with ``keep_empty_features``: a column with no value
+    in the training window (an entity feature nobody had yet) would otherwise be dropped
+    at fit time, and the pipeline would take fewer columns than the model frame has, which
+    its ONNX export (one input per model column) cannot represent.
+    """
     cats = spec.categorical_features
     nums = [c for c in spec.model_feature_names if c not in cats]
     if spec.model.algorithm == "linear":
         from sklearn.impute import SimpleImputer
 
+        impute = SimpleImputer(strategy="median", keep_empty_features=True)
         pre = ColumnTransformer(
             [
                 ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),
-                (
-                    "num",
-                    Pipeline(
-                        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-                    ),
-                    nums,
-                ),
+                ("num", Pipeline([("impute", impute), ("scale", StandardScaler())]), nums),
             ]
         )
     else:

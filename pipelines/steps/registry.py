@@ -22,13 +22,23 @@ from shipway.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
-# skops (MLflow's safe format) refuses unknown types; these are the learners we ship
 SKOPS_TRUSTED = [
+    # lightgbm: the estimators and the booster they wrap (its params in an OrderedDict)
     "collections.OrderedDict",
     "lightgbm.basic.Booster",
-    "lightgbm.sklearn.LGBMRegressor",
     "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    # random_forest: each fitted tree's array structure
+    "sklearn.tree._tree.Tree",
+    # linear: the median imputer records the dtype it was fitted on
+    "numpy.dtype",
 ]
+"""The types skops (MLflow's safe format) may load beyond its own defaults: exactly what the
+learners of every ``model.algorithm`` the spec accepts bring, for regression and binary
+classification. Derived with ``skops.io.get_untrusted_types`` on fitted pipelines and held
+to that by tests/unit/test_algorithms.py, which fails when a learner needs a type missing
+here and when a type here is needed by none (trusting more than the learners need would
+let a tampered artifact load more than a model)."""
 LINEAGE_TAGS = (
     "git_commit",
     "data_version",

@@ -183,7 +183,9 @@ def test_onnx_classifier_matches_native_probabilities(
     native = learner.predict(spec, model, x)
     onx = (w / "eval" / "model.onnx").read_bytes()
     assert native.min() > 0 and native.max() < 1  # probabilities, not classes
-    assert onnx_export.parity(spec, native, onx, x) <= spec.acceptance.onnx_tolerance
+    parity = onnx_export.compare(spec, model, onx, x)
+    assert parity.passed and parity.class_disagreements == 0, parity
+    assert parity.decision_threshold == spec.acceptance.decision_threshold == 0.4
 
 
 def test_a_model_that_declines_the_young_fails_the_fairness_criteria(
