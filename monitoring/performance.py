@@ -4,6 +4,10 @@ The metrics are the training pipeline's own (``pipelines.steps.metrics.quality``
 live MAE and a validation MAE are the same computation on different rows. The drop is
 oriented so that a positive value is always "worse": a relative increase for errors
 (mae, rmse), a relative decrease for scores (r2, roc_auc, f1).
+
+Feedback is validated when it arrives, but a log may hold labels stored before that (a
+7 for a binary target, 1e308 for a bounded rate): those are counted and left out, never
+measured, as one of them would make the live metric meaningless.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.steps import metrics
+from shipway.labels import valid_actuals
 from shipway.spec import Task, UseCaseSpec
 
 MIN_LABELLED_ROWS = 30
@@ -32,6 +37,8 @@ class Performance:
     drop_ratio: float | None
     threshold: float
     all_metrics: dict[str, float]
+    invalid_labels: int = 0
+    """Labelled rows left out: their label does not fit the target (see the module doc)."""
 
     @property
     def degraded(self) -> bool:
@@ -59,18 +66,21 @@ def live_performance(
     *,
     min_rows: int = MIN_LABELLED_ROWS,
 ) -> Performance:
-    """Metric on the labelled rows (``actual`` not NaN); live is None below ``min_rows``."""
+    """Metric on the labelled rows (``actual`` not NaN and valid for the target); live is
+    None below ``min_rows``."""
     y = np.asarray(actual, dtype=np.float64)
     p = np.asarray(prediction, dtype=np.float64)
-    keep = ~np.isnan(y) & ~np.isnan(p)
+    labelled = ~np.isnan(y) & ~np.isnan(p)
+    keep = labelled & valid_actuals(spec.target, y)
+    invalid = int(labelled.sum() - keep.sum())
     y, p = y[keep], p[keep]
     name = spec.acceptance.metric
     threshold = spec.monitoring.performance_drop_threshold
     if len(y) < min_rows:
-        return Performance(name, len(y), None, validation, None, threshold, {})
+        return Performance(name, len(y), None, validation, None, threshold, {}, invalid)
     if spec.target.task is Task.binary_classification:
         y = y.astype(np.int64)
     quality = metrics.quality(spec, y, p)
     live = quality[name]
     drop = drop_ratio(spec, live, validation) if validation is not None else None
-    return Performance(name, len(y), live, validation, drop, threshold, quality)
+    return Performance(name, len(y), live, validation, drop, threshold, quality, invalid)

@@ -6,7 +6,8 @@ the OpenAPI page come from the same types. The class is a thin facade; the engin
 (``services/engine.py``) holds the stores, the models and the durable log.
 
 Endpoints: ``POST /predict`` (one row), ``POST /predict_batch`` (a list, BentoML adaptive
-batching), ``POST /feedback`` (ground truth by request id), plus BentoML's ``/livez``,
+batching), ``POST /feedback`` (ground truth by request id, validated against the target;
+a second, different label only as an explicit correction), plus BentoML's ``/livez``,
 ``/readyz`` (503 until model, feature store and log are loaded), ``/metrics`` (with the
 ``shipway_`` contract metrics) and the OpenAPI page at ``/``.
 """
@@ -27,6 +28,7 @@ from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFa
 from services.metrics import ServiceMetrics, gauges_text
 from services.middleware import GuardMiddleware
 from services.schema import FeedbackRequest, FeedbackResponse, api_types
+from shipway.predictionlog import FeedbackStatus
 from shipway.settings import get_settings
 from shipway.usecases import load_usecase
 
@@ -37,6 +39,7 @@ SPEC = load_usecase(os.environ.get("SHIPWAY_USECASE") or SETTINGS.usecase, SETTI
 TYPES = api_types(SPEC)
 Row = TYPES.row
 Prediction = TYPES.prediction
+Feedback = TYPES.feedback
 METRICS = ServiceMetrics(SPEC, registry=None)  # multiprocess values, aggregated by /metrics
 
 
@@ -132,15 +135,40 @@ class PredictionService:
         return [_checked(r) for r in results]
 
     @bentoml.api(route="/feedback")
-    async def feedback(self, body: FeedbackRequest, /, ctx: bentoml.Context) -> FeedbackResponse:
-        """Record the observed outcome of an earlier prediction (404 for an unknown id)."""
+    async def feedback(self, body: Feedback, /, ctx: bentoml.Context) -> FeedbackResponse:  # type: ignore[valid-type]
+        """Record the observed outcome of an earlier prediction.
+
+        ``actual`` must fit the target: a value within its declared range, or a class label
+        (as the data or /predict spell it) or 1/0 (400 otherwise). An unknown id is a 404.
+        A prediction keeps its first label: a different one is a 409 unless the body says
+        ``"correction": true``, which replaces it for monitoring and keeps the earlier one
+        in the feedback history; the same label again changes nothing.
+        """
+        req = cast(FeedbackRequest, body)
         plog = self.engine.log
         if plog is None:
             return _error(ctx, 503, "prediction log not available yet; retry shortly")  # type: ignore[return-value]
-        found = await asyncio.to_thread(plog.add_feedback, SPEC.name, body.request_id, body.actual)
-        if not found:
-            return _error(ctx, 404, f"unknown request_id {body.request_id!r}")  # type: ignore[return-value]
-        return FeedbackResponse(request_id=body.request_id, recorded=True)
+        res = await asyncio.to_thread(
+            plog.add_feedback, SPEC.name, req.request_id, req.actual, correction=req.correction
+        )
+        if res.status is FeedbackStatus.unknown:
+            return _error(ctx, 404, f"unknown request_id {req.request_id!r}")  # type: ignore[return-value]
+        if res.status is FeedbackStatus.conflict:
+            return _error(  # type: ignore[return-value]
+                ctx,
+                409,
+                f"request_id {req.request_id!r} already has the label {res.actual:g} "
+                f'(revision {res.revision}); send "correction": true to replace it',
+            )
+        return FeedbackResponse.model_validate(
+            {
+                "request_id": req.request_id,
+                "recorded": True,
+                "status": res.status.value,
+                "revision": res.revision,
+                "actual": res.actual,
+            }
+        )
 
 
 cast(Any, PredictionService).add_asgi_middleware(

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from shipway.spec import Column, DType, Task, UseCaseSpec
+from shipway.labels import label_codes
+from shipway.spec import Column, DType, Target, Task, UseCaseSpec
 
 _PY_TYPES: dict[DType, type] = {DType.int: int, DType.float: float, DType.bool: bool}
 ENTITY_KEY_MAX = 256
@@ -68,7 +69,8 @@ class Variant(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    """Ground truth for one earlier prediction."""
+    """Ground truth for one earlier prediction (``actual`` is typed per use case by
+    ``feedback_actual``: the target's range or classes)."""
 
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(
@@ -77,16 +79,85 @@ class FeedbackRequest(BaseModel):
         description="The request_id of the prediction this outcome belongs to.",
         examples=["4b0f7c1e-2a43-4bd6-9a43-1f6b1c0e8f7d"],
     )
-    actual: Annotated[float, _numbers_only("float")] = Field(
-        description="Observed outcome: the value (regression) or 1/0 for the positive class.",
-        examples=[112.5],
-        allow_inf_nan=False,
+    actual: float = Field(description="Observed outcome, as stored: the value or 1/0.")
+    correction: bool = Field(
+        default=False,
+        strict=True,
+        description="True to replace an earlier, different label of this prediction (the "
+        "earlier one stays in the feedback history). Without it a different second label "
+        "is refused with 409; the same label again is accepted and changes nothing.",
     )
 
 
 class FeedbackResponse(BaseModel):
     request_id: str = Field(description="The prediction the outcome was recorded for.")
     recorded: bool = Field(description="True once the outcome is durably stored.")
+    status: Literal["recorded", "corrected", "unchanged"] = Field(
+        description="recorded: the first label; corrected: replaced an earlier label; "
+        "unchanged: the prediction already had this label (a retry)."
+    )
+    revision: int = Field(ge=1, description="Revision of the label in force (1 = the first).")
+    actual: float = Field(
+        description="The label in force as monitoring reads it: the value, or 1 for the "
+        "positive class and 0 for the other."
+    )
+
+
+def _no_booleans(expected: str) -> BeforeValidator:
+    """``true``/``false`` are not labels: pydantic would read them as 1/0."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def feedback_actual(target: Target) -> tuple[Any, Any]:
+    """(annotation, FieldInfo) of ``actual``, validated against the declared target.
+
+    Regression: a finite number within ``target.min``/``max``. Classification: a label of
+    ``label_codes`` (the positive class, ``not_<positive>`` as /predict answers, and the
+    declared ``negative_class``) or 0/1, stored as 1/0. A wrong value is a 400 naming
+    ``actual`` and the rule, and the OpenAPI page shows the same range or enum.
+    """
+    if target.task is Task.binary_classification:
+        codes = label_codes(target)
+        allowed: tuple[Any, ...] = (*codes, 0, 1)
+        expected = ", ".join(repr(v) for v in allowed[:-1]) + f" or {allowed[-1]!r}"
+
+        def code(value: str | int) -> float:
+            return float(codes[value]) if isinstance(value, str) else float(value)
+
+        positive = target.positive_class
+        typ: Any = Annotated[Literal[allowed], _no_booleans(expected), AfterValidator(code)]
+        return typ, Field(
+            description=f"Observed class: {positive!r} or 1 for the positive class; "
+            + " or ".join(repr(k) for k, v in codes.items() if v == 0)
+            + " or 0 for the other.",
+            examples=[positive],
+        )
+    lo, hi = target.min, target.max
+    bounds = [b for b in (lo, hi) if b is not None]
+    span = (
+        f" between {lo:g} and {hi:g}"
+        if lo is not None and hi is not None
+        else f" of at least {lo:g}"
+        if lo is not None
+        else f" of at most {hi:g}"
+        if hi is not None
+        else ""
+    )
+    return Annotated[float, _numbers_only("float")], Field(
+        description=f"Observed {target.column}: a finite number{span}.",
+        examples=[sum(bounds) / len(bounds) if bounds else 0.0],
+        ge=lo,
+        le=hi,
+        allow_inf_nan=False,
+    )
 
 
 def _field(col: Column) -> tuple[Any, Any]:
@@ -128,6 +199,7 @@ class ApiTypes:
 
     row: type[BaseModel]
     prediction: type[BaseModel]
+    feedback: type[FeedbackRequest]
 
 
 def api_types(spec: UseCaseSpec) -> ApiTypes:
@@ -189,7 +261,13 @@ def api_types(spec: UseCaseSpec) -> ApiTypes:
             ),
         ),
     )
-    return ApiTypes(row=row, prediction=prediction)
+    feedback = create_model(
+        _class_name(spec, "Feedback"),
+        __base__=FeedbackRequest,
+        __doc__=f"Ground truth for one earlier {spec.title} prediction.",
+        actual=feedback_actual(spec.target),
+    )
+    return ApiTypes(row=row, prediction=prediction, feedback=feedback)
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -210,13 +288,18 @@ FIELD_ERRORS: dict[str, Any] = {
         },
     },
 }
-GUARD_RESPONSES: dict[str, tuple[str, frozenset[str] | None]] = {
-    "401": ("Missing or invalid bearer token (when the service has one).", None),
-    "409": ("X-Request-ID already used by an earlier prediction.", frozenset({"/predict"})),
-    "413": ("Request body larger than the service's limit.", None),
-    "503": ("Model, feature store or prediction log not loaded yet; retry shortly.", None),
+GUARD_RESPONSES: dict[str, dict[str, str]] = {
+    "401": {"*": "Missing or invalid bearer token (when the service has one)."},
+    "409": {
+        "/predict": "X-Request-ID already used by an earlier prediction.",
+        "/feedback": "The prediction already has a different label; send "
+        '"correction": true to replace it.',
+    },
+    "413": {"*": "Request body larger than the service's limit."},
+    "503": {"*": "Model, feature store or prediction log not loaded yet; retry shortly."},
 }
-"""Answers the service gives besides BentoML's 200/400/404/500: (meaning, routes or all)."""
+"""Answers the service gives besides BentoML's 200/400/404/500: code -> meaning by route
+(``*``: every route)."""
 
 
 def document_answers(doc: dict[str, Any], routes: frozenset[str], bearer: bool) -> dict[str, Any]:
@@ -225,7 +308,7 @@ def document_answers(doc: dict[str, Any], routes: frozenset[str], bearer: bool) 
     BentoML documents a 400's ``detail`` as a string, while it (and the guard middleware)
     answer a list of field errors; it leaves the request body optional, though an empty
     one is refused; and it does not know the guard's 401/413, the 409 of a reused request
-    id or the 503 while loading. A client generated from the page, or a
+    id or of a second label, or the 503 while loading. A client generated from the page, or a
     schema-driven fuzzer, would otherwise see undocumented answers. With ``bearer`` the
     routes also declare the bearer security scheme.
     """
@@ -247,8 +330,9 @@ def document_answers(doc: dict[str, Any], routes: frozenset[str], bearer: bool) 
         if isinstance(post.get("requestBody"), dict):
             post["requestBody"]["required"] = True  # an empty body is a 400, not a valid call
         responses = post.setdefault("responses", {})
-        for code, (meaning, only) in GUARD_RESPONSES.items():
-            if (only is None or route in only) and (code != "401" or bearer):
+        for code, meanings in GUARD_RESPONSES.items():
+            meaning = meanings.get(route, meanings.get("*"))
+            if meaning is not None and (code != "401" or bearer):
                 responses[code] = {
                     "description": meaning,
                     "content": {"application/json": {"schema": ref}},

@@ -5,21 +5,29 @@ so an acknowledged prediction survives a kill -9. Embedded default: SQLite in WA
 with ``synchronous=FULL`` (safe across processes and crashes); cluster: PostgreSQL via
 the same SQLAlchemy Core code. Monitoring reads windows of it, lineage reads single
 rows, retention and erasure delete from it.
+
+Ground truth is never overwritten silently. ``feedback`` holds the label in force, one
+per prediction (what monitoring joins); ``feedback_history`` keeps every label ever in
+force, numbered by revision, so a correction replaces the label monitoring uses while
+the earlier one stays on record. A different second label without ``correction`` is a
+conflict and changes nothing. Which labels a target accepts is ``shipway.labels``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData()
 
@@ -51,7 +59,112 @@ feedback = sa.Table(
     sa.Column("actual", sa.Float, nullable=False),
 )
 
+feedback_history = sa.Table(
+    "feedback_history",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    # 1 for the first label, +1 per correction; the key makes concurrent writers collide
+    sa.Column("revision", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("usecase", sa.String(64), nullable=False, index=True),
+    sa.Column("actual", sa.Float, nullable=False),
+)
+
 sa.Index("ix_predictions_usecase_ts", predictions.c.usecase, predictions.c.ts)
+
+ATTEMPTS = 3
+"""Tries of one feedback write; only a first label racing another one needs a second."""
+
+
+class FeedbackStatus(StrEnum):
+    """What ``add_feedback`` did with a label."""
+
+    recorded = "recorded"  # the first label of the prediction
+    corrected = "corrected"  # replaced an earlier label, which stays in the history
+    unchanged = "unchanged"  # the label in force already was this value (a retry)
+    conflict = "conflict"  # a different label is in force and no correction was asked
+    unknown = "unknown"  # no prediction of this use case has the id
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """The outcome of one label, and the label in force afterwards."""
+
+    status: FeedbackStatus
+    revision: int = 0
+    """Revision of the label in force (1 = the first label); 0 when there is none."""
+    actual: float | None = None
+    """The label in force after the call (for a conflict: the one that was kept)."""
+
+    def __bool__(self) -> bool:
+        """True when the label sent is the label in force."""
+        return self.status in (
+            FeedbackStatus.recorded,
+            FeedbackStatus.corrected,
+            FeedbackStatus.unchanged,
+        )
+
+
+def _label(
+    conn: Connection, usecase: str, request_id: str, actual: float, correction: bool
+) -> FeedbackResult:
+    """Decide and write one label in the caller's transaction.
+
+    Writers of one id are serialized, so no decision is made on a label that is being
+    replaced: the first statement is a write that changes nothing, which takes SQLite's
+    database write lock (pysqlite opens the transaction at the first write, so reads
+    before it would see no lock) and PostgreSQL's lock on an existing label's row. Two
+    first labels of one id can still both find no row on PostgreSQL: the ``feedback`` key
+    lets one insert win, the other gets an IntegrityError and ``add_feedback`` decides it
+    again against the winner. The history's (request_id, revision) key backs this up.
+    """
+    conn.execute(
+        feedback.update()
+        .where(feedback.c.request_id == request_id)
+        .values(actual=feedback.c.actual)
+    )
+    current = conn.execute(
+        sa.select(feedback.c.actual, feedback.c.ts, feedback.c.usecase).where(
+            feedback.c.request_id == request_id
+        )
+    ).first()
+    now = datetime.now(UTC)
+    entry = {"request_id": request_id, "usecase": usecase, "actual": actual, "ts": now}
+    if current is None:
+        known = conn.execute(
+            sa.select(predictions.c.request_id).where(
+                predictions.c.request_id == request_id, predictions.c.usecase == usecase
+            )
+        ).first()
+        if known is None:
+            return FeedbackResult(FeedbackStatus.unknown)
+        conn.execute(feedback.insert(), entry)
+        conn.execute(feedback_history.insert(), {**entry, "revision": 1})
+        return FeedbackResult(FeedbackStatus.recorded, 1, actual)
+    if current.usecase != usecase:
+        return FeedbackResult(FeedbackStatus.unknown)
+    revision = int(
+        conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(feedback_history.c.revision), 0)).where(
+                feedback_history.c.request_id == request_id
+            )
+        ).scalar_one()
+    )
+    if current.actual == actual:
+        return FeedbackResult(FeedbackStatus.unchanged, max(revision, 1), actual)
+    if not correction:
+        return FeedbackResult(FeedbackStatus.conflict, max(revision, 1), float(current.actual))
+    if revision == 0:  # a label stored before the history existed: keep it on record first
+        revision = 1
+        conn.execute(
+            feedback_history.insert(),
+            {**entry, "actual": current.actual, "ts": current.ts, "revision": revision},
+        )
+    conn.execute(feedback_history.insert(), {**entry, "revision": revision + 1})
+    conn.execute(
+        feedback.update().where(feedback.c.request_id == request_id).values(actual=actual, ts=now)
+    )
+    return FeedbackResult(FeedbackStatus.corrected, revision + 1, actual)
 
 
 @dataclass
@@ -132,27 +245,38 @@ class PredictionLog:
         with self.engine.begin() as conn:
             conn.execute(predictions.insert(), [r.row() for r in records])
 
-    def add_feedback(self, usecase: str, request_id: str, actual: float) -> bool:
-        """Record the ground truth of a logged prediction; False if the id is unknown."""
-        with self.engine.begin() as conn:
-            found = conn.execute(
-                sa.select(predictions.c.request_id).where(
-                    predictions.c.request_id == request_id, predictions.c.usecase == usecase
-                )
-            ).first()
-            if found is None:
-                return False
-            conn.execute(feedback.delete().where(feedback.c.request_id == request_id))
-            conn.execute(
-                feedback.insert(),
-                {
-                    "request_id": request_id,
-                    "ts": datetime.now(UTC),
-                    "usecase": usecase,
-                    "actual": float(actual),
-                },
-            )
-        return True
+    def add_feedback(
+        self, usecase: str, request_id: str, actual: float, *, correction: bool = False
+    ) -> FeedbackResult:
+        """Record the ground truth of a logged prediction, never overwriting one silently.
+
+        The first label is recorded; the same value again is a no-op (a client's retry);
+        a different value is a conflict unless ``correction``, which makes it the label in
+        force and keeps the earlier one in ``feedback_history``. The value must already be
+        validated against the target (the service does, by ``shipway.labels``); a
+        non-finite one is refused here so that no caller can store it.
+        """
+        value = float(actual)
+        if not math.isfinite(value):
+            raise ValueError(f"actual must be a finite number, not {actual!r}")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return _label(conn, usecase, request_id, value, correction)
+            except sa.exc.IntegrityError:
+                if attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def feedback_history(self, request_id: str) -> list[dict[str, Any]]:
+        """Every label the prediction has had, oldest first (the last one is in force)."""
+        q = (
+            sa.select(feedback_history)
+            .where(feedback_history.c.request_id == request_id)
+            .order_by(feedback_history.c.revision)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -212,7 +336,8 @@ class PredictionLog:
         entity: tuple[str, str] | None = None,
         dry_run: bool = False,
     ) -> dict[str, int]:
-        """Delete predictions (and their feedback) older than ``before`` or of one entity."""
+        """Delete predictions (and their feedback, with its history) older than ``before``
+        or of one entity. The counts are of predictions and of labels in force."""
         with self.engine.begin() as conn:
             q = sa.select(predictions.c.request_id, predictions.c.entity_keys).where(
                 predictions.c.usecase == usecase
@@ -234,11 +359,15 @@ class PredictionLog:
                     ).scalar_one()
                 )
                 if not dry_run:
-                    conn.execute(feedback.delete().where(feedback.c.request_id.in_(chunk)))
+                    for table in (feedback_history, feedback):
+                        conn.execute(table.delete().where(table.c.request_id.in_(chunk)))
                     conn.execute(predictions.delete().where(predictions.c.request_id.in_(chunk)))
         return {"predictions": len(ids), "feedback": n_fb}
 
     def delete_feedback_before(self, usecase: str, before: datetime, dry_run: bool = False) -> int:
+        """Delete labels received before ``before``: in force and in the history (each
+        label has its own age; the one in force and its history row share a timestamp).
+        Returns the count of labels in force deleted."""
         cond = sa.and_(feedback.c.usecase == usecase, feedback.c.ts < before)
         with self.engine.begin() as conn:
             n = int(
@@ -248,6 +377,11 @@ class PredictionLog:
             )
             if not dry_run:
                 conn.execute(feedback.delete().where(cond))
+                conn.execute(
+                    feedback_history.delete().where(
+                        feedback_history.c.usecase == usecase, feedback_history.c.ts < before
+                    )
+                )
         return n
 
     def integrity_ok(self) -> bool:

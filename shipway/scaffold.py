@@ -192,7 +192,8 @@ def profile(df: pd.DataFrame) -> dict[str, _Profile]:
 
 
 def _target(df: pd.DataFrame, target: str, prof: _Profile) -> dict[str, Any]:
-    """Task, positive class (the minority of two labels) or plausible range."""
+    """Task, positive class (the minority of two labels) and the other one, or plausible
+    range."""
     y = df[target]
     if prof.nulls:
         raise ScaffoldError(
@@ -201,8 +202,13 @@ def _target(df: pd.DataFrame, target: str, prof: _Profile) -> dict[str, Any]:
     labels = y.astype(str)
     if prof.unique == 2:
         counts = labels.value_counts()
-        minority = sorted(counts.index, key=lambda k: (counts[k], k))[0]
-        return {"column": target, "task": "binary_classification", "positive_class": minority}
+        minority, majority = sorted(counts.index, key=lambda k: (counts[k], k))
+        return {
+            "column": target,
+            "task": "binary_classification",
+            "positive_class": minority,
+            "negative_class": majority,  # the label /feedback also accepts as 0
+        }
     if prof.kind in ("int", "float"):
         lo, hi = _nice_range(y, prof.kind == "int")
         return {"column": target, "task": "regression", "min": lo, "max": hi}

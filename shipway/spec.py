@@ -262,8 +262,25 @@ class Target(_Strict):
     positive_class: str | None = Field(
         default=None, description="Label treated as 1 for binary classification."
     )
+    negative_class: str | None = Field(
+        default=None,
+        description="The other label of a binary target, as in the data (treated as 0); "
+        "/feedback accepts it besides positive_class, not_<positive_class> and 0/1.",
+    )
     min: float | None = Field(default=None, description="Smallest plausible target value.")
     max: float | None = Field(default=None, description="Largest plausible target value.")
+
+    @model_validator(mode="after")
+    def _other_class(self) -> Target:
+        if self.negative_class is not None and (
+            self.task is not Task.binary_classification
+            or self.negative_class == self.positive_class
+        ):
+            raise ValueError(
+                "negative_class is the other label of a binary_classification target "
+                "(different from positive_class)"
+            )
+        return self
 
 
 class EventTimestamp(_Strict):

@@ -108,7 +108,8 @@ def _columns(spec: UseCaseSpec) -> list[Column]:
 
 
 def _check_labels(report: ReadinessReport, spec: UseCaseSpec, labels: pd.Series) -> None:
-    """Binary classification: exactly two labels, one of them the positive class."""
+    """Binary classification: exactly two labels, the positive class and (if declared) the
+    negative class."""
     seen = sorted(set(labels.dropna()))
     col = spec.target.column
     extra = len(seen) - 2 if len(seen) > 2 else int(len(seen) < 2)
@@ -120,6 +121,14 @@ def _check_labels(report: ReadinessReport, spec: UseCaseSpec, labels: pd.Series)
         int(spec.target.positive_class not in seen),
         f"positive_class {spec.target.positive_class!r}, labels {seen[:5]}",
     )
+    if spec.target.negative_class is not None:  # /feedback accepts it: it must be real
+        _check(
+            report,
+            col,
+            "negative_class_present",
+            int(spec.target.negative_class not in seen),
+            f"negative_class {spec.target.negative_class!r}, labels {seen[:5]}",
+        )
 
 
 def check(spec: UseCaseSpec, raw: pd.DataFrame) -> tuple[ReadinessReport, pd.DataFrame]:

@@ -33,7 +33,7 @@ def test_drop_is_positive_when_worse_for_errors_and_scores(spec: UseCaseSpec) ->
 
 def test_live_metric_equals_sklearn_on_the_labelled_rows(spec: UseCaseSpec) -> None:
     rng = np.random.default_rng(0)
-    y = rng.normal(100, 30, 500)
+    y = rng.normal(100, 30, 500).clip(0, None)  # rates: within the target's range
     p = y + rng.normal(0, 10, 500)
     y_logged = y.copy()
     y_logged[::3] = np.nan  # feedback for two rows in three

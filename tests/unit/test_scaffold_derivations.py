@@ -126,7 +126,7 @@ def test_classification_target_aggregates_as_a_lagged_rate() -> None:
 
 def test_numeric_labels_are_compared_as_strings_and_checked() -> None:
     d = _credit()
-    d["target"]["positive_class"] = "1"
+    d["target"].update(positive_class="1", negative_class="0")
     spec = UseCaseSpec.model_validate(d)
     raw = derive(spec, read_source(spec, spec_root()))
     raw["status"] = (raw["status"] == "bad").astype(int)
