@@ -48,21 +48,34 @@ def training_frame(spec: UseCaseSpec, data_dir: Path) -> pd.DataFrame:
     return feats
 
 
-def split(spec: UseCaseSpec, frame: pd.DataFrame, as_of: str = "") -> dict[str, pd.DataFrame]:
-    """Time-based split from the spec: train < validation_start <= validation < test_start.
+def bounds(spec: UseCaseSpec, ts: pd.Series, as_of: str = "") -> dict[str, pd.Timestamp | None]:
+    """The split's boundaries: train < validation_start <= validation < test_start <= test
+    < end (``end`` None: every later row is test).
 
-    ``as_of`` (a date) moves the whole window so that the test window ends on that day,
-    keeping the spec's window lengths: retraining on newer data reuses the same recipe.
+    Without ``as_of`` they are the spec's dates. With ``as_of`` (a retraining on newer
+    data) the test window ends on that day and both held-out windows take the spec's
+    retraining lengths (``split.retrain``), so the model trains on every labelled row
+    before them, the newest period included, and is still judged on rows it never saw.
     """
-    ts = frame[EVENT_TS]
     tz = ts.dt.tz
+    if as_of:
+        val_days, test_days = spec.split.retrain_days()
+        end = pd.Timestamp(as_of, tz=tz) + pd.Timedelta(days=1)
+        t0 = end - pd.Timedelta(days=test_days)
+        v0 = t0 - pd.Timedelta(days=val_days)
+        return {"validation_start": v0, "test_start": t0, "end": end}
     v0 = pd.Timestamp(spec.split.validation_start, tz=tz)
     t0 = pd.Timestamp(spec.split.test_start, tz=tz)
     end = pd.Timestamp(spec.split.end, tz=tz) + pd.Timedelta(days=1) if spec.split.end else None
-    if as_of:
-        new_end = pd.Timestamp(as_of, tz=tz) + pd.Timedelta(days=1)
-        shift = new_end - (end if end is not None else ts.max().floor("D") + pd.Timedelta(days=1))
-        v0, t0, end = v0 + shift, t0 + shift, new_end
+    return {"validation_start": v0, "test_start": t0, "end": end}
+
+
+def split(spec: UseCaseSpec, frame: pd.DataFrame, as_of: str = "") -> dict[str, pd.DataFrame]:
+    """Time-based split of ``frame`` at :func:`bounds`; an empty part is an error naming
+    the window, since a model judged on no rows must never be registered."""
+    ts = frame[EVENT_TS]
+    b = bounds(spec, ts, as_of)
+    v0, t0, end = b["validation_start"], b["test_start"], b["end"]
     in_range = ts < end if end is not None else pd.Series(True, index=frame.index)
     parts = {
         "train": frame[ts < v0],
@@ -71,5 +84,41 @@ def split(spec: UseCaseSpec, frame: pd.DataFrame, as_of: str = "") -> dict[str, 
     }
     for name, part in parts.items():
         if part.empty:
-            raise ValueError(f"split {name!r} is empty: check split dates in the spec")
+            where = f"as_of {as_of}, split.retrain" if as_of else "split dates"
+            raise ValueError(
+                f"split {name!r} is empty ({_window(name, b)}; data from "
+                f"{ts.min():%Y-%m-%d} to {ts.max():%Y-%m-%d}): check the {where} in the spec"
+            )
     return {k: v.reset_index(drop=True) for k, v in parts.items()}
+
+
+def _edges(name: str, b: dict[str, pd.Timestamp | None]) -> tuple[pd.Timestamp | None, ...]:
+    """(first, end) of one split's window; None: open."""
+    lo = {"train": None, "validation": b["validation_start"], "test": b["test_start"]}[name]
+    hi = {"train": b["validation_start"], "validation": b["test_start"], "test": b["end"]}[name]
+    return lo, hi
+
+
+def _window(name: str, b: dict[str, pd.Timestamp | None]) -> str:
+    lo, hi = _edges(name, b)
+    return "[{}, {})".format(*(f"{t:%Y-%m-%d}" if t is not None else "..." for t in (lo, hi)))
+
+
+def describe(
+    parts: dict[str, pd.DataFrame], b: dict[str, pd.Timestamp | None], as_of: str = ""
+) -> dict[str, object]:
+    """Which rows each split holds, as evidence: the window's bounds (end exclusive), the
+    rows in it and their first and last event times. Recorded on the registered version,
+    so every version says what it trained on and what it was judged on."""
+    out: dict[str, object] = {"as_of": as_of or None}
+    for name, part in parts.items():
+        lo, hi = _edges(name, b)
+        ts = part[EVENT_TS]
+        out[name] = {
+            "from": lo.isoformat() if lo is not None else None,
+            "before": hi.isoformat() if hi is not None else None,
+            "rows": len(part),
+            "first_event": ts.min().isoformat() if len(part) else None,
+            "last_event": ts.max().isoformat() if len(part) else None,
+        }
+    return out

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.steps import learner, metrics, onnx_export
+from shipway.data.readiness import EVENT_TS
 from shipway.evidence import Criterion, GateRecord
 from shipway.spec import DType, Task, UseCaseSpec
 
@@ -86,6 +87,72 @@ def robustness(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> list[Criterion
     return out
 
 
+MIN_COMPARISON_ROWS = 30
+"""Fewest rows neither model trained on that make a champion comparison meaningful."""
+
+
+def beats_champion(
+    spec: UseCaseSpec,
+    model: Any,
+    champion: Any,
+    test: pd.DataFrame,
+    x_test: pd.DataFrame,
+    y_test: np.ndarray,
+    champion_before: pd.Timestamp | None,
+    facts: dict[str, Any],
+) -> Criterion:
+    """The candidate against the champion, both scored on the same rows neither trained on.
+
+    The candidate never trained on its test window; the champion may have (a retrained
+    champion's training window can reach into it), and scoring a model on its own training
+    rows flatters it. So only test rows from the end of the champion's training window on
+    are compared. When too few such rows exist, or the champion's window is unknown, the
+    criterion says so and fails: a new version must not replace a champion without
+    evidence that it is better.
+    """
+    acc = spec.acceptance
+    hib = acc.higher_is_better
+    if champion_before is None:
+        return Criterion(
+            "beats_champion",
+            False,
+            "not comparable",
+            detail="the champion's version records no training window (tag train_before), so "
+            "no rows are known that it did not train on",
+        )
+    ts = pd.to_datetime(test[EVENT_TS], utc=True)
+    unseen = (ts >= champion_before.tz_convert("UTC")).to_numpy()
+    n = int(unseen.sum())
+    facts["comparison_rows"] = n
+    facts["champion_trained_before"] = champion_before.isoformat()
+    if n < MIN_COMPARISON_ROWS:
+        return Criterion(
+            "beats_champion",
+            False,
+            "not comparable",
+            detail=f"only {n} test rows are after the champion's training window (it trained "
+            f"on events before {champion_before:%Y-%m-%d}); {MIN_COMPARISON_ROWS} needed. "
+            "Train on newer data (shipway train --as-of DATE) to compare on rows neither saw",
+        )
+    y, x = y_test[unseen], x_test[unseen]
+    cand = metrics.primary(spec, y, learner.predict(spec, model, x))
+    champ = metrics.primary(spec, y, learner.predict(spec, champion, x))
+    need = champ * (1 + acc.champion_margin) if hib else champ * (1 - acc.champion_margin)
+    ok = cand >= need if hib else cand <= need
+    facts["champion_metric"] = champ
+    facts["candidate_metric_on_comparison_rows"] = cand
+    return Criterion(
+        "beats_champion",
+        bool(ok),
+        cand,
+        need,
+        _cmp(hib),
+        f"candidate vs champion {acc.metric} {champ:.4g} on the same {n} test rows neither "
+        f"trained on (events from {max(ts.min(), champion_before):%Y-%m-%d}), "
+        f"margin {acc.champion_margin:.1%}",
+    )
+
+
 def evaluate_gate(
     spec: UseCaseSpec,
     model: Any,
@@ -95,8 +162,11 @@ def evaluate_gate(
     champion: Any | None,
     onnx_diff: float | None,
     subject: dict[str, Any],
+    *,
+    champion_before: pd.Timestamp | None = None,
 ) -> GateRecord:
-    """Run every criterion; return the evidence record."""
+    """Run every criterion; return the evidence record. ``champion_before`` is the end
+    (exclusive) of the champion's training window, from its registered version."""
     acc = spec.acceptance
     hib = acc.higher_is_better
     pred = learner.predict(spec, model, x_test)
@@ -113,21 +183,9 @@ def evaluate_gate(
     ]
     facts: dict[str, Any] = {"test_rows": len(y_test), "candidate_metric": score}
     if champion is not None:
-        champ = metrics.primary(spec, y_test, learner.predict(spec, champion, x_test))
-        need = champ * (1 + acc.champion_margin) if hib else champ * (1 - acc.champion_margin)
-        ok = score >= need if hib else score <= need
         crit.append(
-            Criterion(
-                "beats_champion",
-                bool(ok),
-                score,
-                need,
-                _cmp(hib),
-                f"champion {acc.metric} {champ:.4g} on the same window, "
-                f"margin {acc.champion_margin:.1%}",
-            )
+            beats_champion(spec, model, champion, test, x_test, y_test, champion_before, facts)
         )
-        facts["champion_metric"] = champ
     else:
         crit.append(Criterion("beats_champion", True, "no champion yet", detail="first model"))
     if acc.bounds:

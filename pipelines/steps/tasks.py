@@ -63,7 +63,28 @@ def training_set_task(fetched: Path, out: Path, as_of: str = "") -> dict[str, in
         part.to_parquet(out / f"{name}.parquet", index=False)
     counts = {k: len(v) for k, v in parts.items()}
     (out / "counts.json").write_text(json.dumps(counts))
+    bounds = dataset.bounds(spec, frame[dataset.EVENT_TS], as_of)
+    windows = dataset.describe(parts, bounds, as_of)
+    (out / WINDOWS_FILE).write_text(json.dumps(windows, indent=2))
     return counts
+
+
+WINDOWS_FILE = "windows.json"
+"""The training set's record of which rows each split holds (``dataset.describe``)."""
+TRAIN_BEFORE_TAG = "train_before"
+"""Version tag: end (exclusive, ISO time) of the rows the version trained on; the next
+candidate is compared with it only on rows from there on (``gate.beats_champion``)."""
+WINDOWS_TAG = "windows"
+"""Version tag: JSON of every split's window, rows and first/last event (the evidence of
+what the version trained and was judged on)."""
+
+
+def champion_trained_before(mv: Any) -> Any:
+    """The end of the champion's training window (a UTC Timestamp), None when unrecorded."""
+    import pandas as pd
+
+    raw = (getattr(mv, "tags", None) or {}).get(TRAIN_BEFORE_TAG)
+    return pd.Timestamp(raw) if raw else None
 
 
 def _xy(spec: Any, sets: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
@@ -142,8 +163,17 @@ def gate_task(
         "champion_version": champ_mv.version if champ_mv else None,
     }
     record = gate.evaluate_gate(
-        spec, model, test, x_test, y_test, champ, summary.get("onnx_max_abs_diff"), subject
+        spec,
+        model,
+        test,
+        x_test,
+        y_test,
+        champ,
+        summary.get("onnx_max_abs_diff"),
+        subject,
+        champion_before=champion_trained_before(champ_mv) if champ_mv else None,
     )
+    record.facts["windows"] = json.loads((sets / WINDOWS_FILE).read_text())
     if "onnx_error" in summary:
         record.criteria.append(Criterion("onnx_export", False, summary["onnx_error"]))
     out.mkdir(parents=True, exist_ok=True)
@@ -273,8 +303,11 @@ def _govern(
     from shipway.governance.registration import govern_registration
 
     # governance: use-case approval + data readiness on this run's splits, trail, cards
-    gov = govern_registration(client, spec, meta, sets, mv, record)
     name = spec.registered_model_name
+    windows = json.loads((sets / WINDOWS_FILE).read_text())
+    client.set_model_version_tag(name, mv.version, TRAIN_BEFORE_TAG, windows["train"]["before"])
+    client.set_model_version_tag(name, mv.version, WINDOWS_TAG, json.dumps(windows))
+    gov = govern_registration(client, spec, meta, sets, mv, record)
     if gov.gates_passed:  # a challenger can answer live traffic: governed versions only
         registry.set_alias(client, name, registry.CHALLENGER, mv.version)
     # champion is decided after production readiness (readiness_task, promote_task)
@@ -288,6 +321,17 @@ def _govern(
         "failures": [c.summary() for c in record.failures] + gov.failures,
         "promotion_blocked": blocked,
         "governance": {g: r.passed for g, r in gov.records.items()},
+        "windows": windows,
+        "champion_comparison": {
+            k: record.facts[k]
+            for k in (
+                "champion_trained_before",
+                "comparison_rows",
+                "candidate_metric_on_comparison_rows",
+                "champion_metric",
+            )
+            if k in record.facts
+        },
         **lineage,
     }
     log.info(

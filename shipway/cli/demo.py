@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -11,6 +11,8 @@ from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, app, console, context, friendly
 from shipway.cli.data import run_tool
+from shipway.settings import Settings
+from shipway.spec import UseCaseSpec
 
 
 def _step(n: int, title: str) -> None:
@@ -25,7 +27,13 @@ def demo_cmd(
     loop: Annotated[
         bool, typer.Option(help="Go on after training: serve, replay, monitor, retrain.")
     ] = True,
-    replay: Annotated[int, typer.Option(help="Later bookings to replay through /predict.")] = 400,
+    replay: Annotated[
+        int,
+        typer.Option(
+            help="Labelled rows after the champion's training window to replay through "
+            "/predict (with their outcomes sent to /feedback)."
+        ),
+    ] = 400,
 ) -> None:
     """Run the main job end to end on embedded defaults and print what happened."""
     from feature_repo.store import apply, feature_store, materialize, online_entity
@@ -79,22 +87,10 @@ def demo_cmd(
         f"MLflow: {settings.tracking_uri}  (browse: mlflow ui --backend-store-uri "
         f"{settings.tracking_uri})"
     )
-    if not result.get("promoted"):
-        v = f"{result['model']}@{result['version']}"
-        console.print(
-            f"[yellow]no champion to serve[/]: {v} was not promoted "
-            f"({result.get('promotion_blocked') or 'gate failed'}).\n"
-            "A governed promotion is a human decision:\n"
-            f"  shipway gate production-readiness {v}\n"
-            f"  shipway approve {v} --by NAME --comment '...'\n"
-            f"  shipway promote {v}\n"
-            f"then `make demo USECASE={spec.name}` serves and monitors it."
-        )
-        return
+    serving = _champion_to_serve(settings, spec, result)
     if not loop:
         console.print(
-            f"[green]done[/]: {spec.name} data {version} -> model "
-            f"{result['model']} v{result['version']}"
+            f"[green]done[/]: {spec.name} data {version} -> champion {result['model']} v{serving}"
         )
         return
     from shipway.cli.loop import run_loop
@@ -104,8 +100,11 @@ def demo_cmd(
     summary = Table("what", "result")
     summary.add_row("data version (DVC md5)", version)
     summary.add_row(
-        "first champion", f"v{result['version']} (gate passed: {result['gate_passed']})"
+        "trained this run",
+        f"v{result['version']} (gate passed: {result['gate_passed']}, "
+        f"promoted: {result['promoted']})",
     )
+    summary.add_row("champion served", f"v{serving}")
     summary.add_row("replayed predictions with feedback", str(out.get("replayed")))
     summary.add_row(
         "drift detected / degraded", f"{out.get('drift_detected')} / {out.get('degraded')}"
@@ -119,8 +118,47 @@ def demo_cmd(
     import json
 
     (settings.state / "demo-summary.json").write_text(
-        json.dumps({"data_version": version, "first": result, **out}, indent=2, default=str)
+        json.dumps(
+            {"data_version": version, "first": result, "served": serving, **out},
+            indent=2,
+            default=str,
+        )
     )
+    if out.get("retrain") == "failed":
+        console.print(
+            f"[red]the retraining run failed[/]: {out.get('retrain_error')}; "
+            f"see {settings.state / 'retraining' / (spec.name + '.jsonl')}"
+        )
+        raise typer.Exit(1)
+
+
+def _champion_to_serve(settings: Settings, spec: UseCaseSpec, result: dict[str, Any]) -> str:
+    """The champion the rest of the demo serves: the version just trained when it was
+    promoted, else the champion already in the registry (a second run's candidate that
+    does not beat it leaves it serving). With no champion at all the demo cannot go on:
+    it says what a human must decide and exits non-zero."""
+    from pipelines.steps import registry
+
+    if result.get("promoted"):
+        return str(result["version"])
+    client = registry.connect(settings.tracking_uri)
+    champ = registry.alias_version(client, spec.registered_model_name, registry.CHAMPION)
+    why = (
+        result.get("promotion_blocked") or "; ".join(result.get("failures") or []) or "gate failed"
+    )
+    v = f"{result['model']}@{result['version']}"
+    if champ is not None:
+        console.print(f"{v} was not promoted ({why}); champion v{champ.version} keeps serving")
+        return str(champ.version)
+    console.print(
+        f"[red]no champion to serve[/]: {v} was not promoted ({why}).\n"
+        "A governed promotion is a human decision:\n"
+        f"  shipway gate production-readiness {v}\n"
+        f"  shipway approve {v} --by NAME --comment '...'\n"
+        f"  shipway promote {v}\n"
+        f"then `make demo USECASE={spec.name}` serves and monitors it."
+    )
+    raise typer.Exit(1)
 
 
 def data_rev_for_demo(root: object) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -23,16 +24,33 @@ from shipway.net import free_port
 from shipway.settings import Settings
 from shipway.spec import Task, UseCaseSpec
 
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
-def later_bookings(settings: Settings, spec: UseCaseSpec, n: int) -> pd.DataFrame:
-    """``n`` real events after the training window, spread evenly over those months."""
+
+def later_events(
+    settings: Settings, spec: UseCaseSpec, n: int, champion: ModelVersion | None
+) -> pd.DataFrame:
+    """Up to ``n`` real labelled events the champion never trained on, spread evenly.
+
+    They come after the spec's training period (``split.end``) and after the champion's
+    own training window (its ``train_before`` tag): a retrained champion learned part of
+    the later period, and replaying those rows as "live" traffic would flatter it.
+    """
+    from pipelines.steps.tasks import champion_trained_before
+
     events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
+    starts = [champion_trained_before(champion)] if champion is not None else []
     if spec.split.end is not None:
-        events = events[
-            events[EVENT_TS] >= pd.Timestamp(spec.split.end, tz="UTC") + pd.Timedelta(days=1)
-        ]
-    step = max(len(events) // max(n, 1), 1)
-    return events.iloc[::step].head(n).reset_index(drop=True)
+        starts.append(pd.Timestamp(spec.split.end, tz="UTC") + pd.Timedelta(days=1))
+    starts = [t for t in starts if t is not None]
+    if starts:
+        events = events[events[EVENT_TS] >= max(starts)]
+    events = events.sort_values(EVENT_TS, kind="stable")
+    # evenly spread from the first to the last labelled row, so the monitored window (and a
+    # retraining's as_of) reaches the newest data
+    idx = np.unique(np.linspace(0, len(events) - 1, num=min(n, len(events))).round())
+    return events.iloc[idx.astype(int)].reset_index(drop=True)
 
 
 def _actual(spec: UseCaseSpec, value: Any) -> float:
@@ -92,7 +110,7 @@ def summarise(console: Console, answers: list[dict[str, Any]], spec: UseCaseSpec
     df["month"] = pd.to_datetime(df["event_time"]).dt.strftime("%Y-%m")
     df["err"] = (df["prediction"] - df["actual"]).abs()
     table = Table(
-        "arrival month",
+        "event month",
         "requests",
         "model version(s)",
         f"mean |error| ({spec.target.column})",
@@ -142,8 +160,18 @@ def run_loop(
         start_http_server(monitor_port, registry=metrics.registry)
         prom = _start_prometheus(settings, settings.service_port, monitor_port, console)
 
-        stepline(f"replay {n} later bookings through /predict, with ground truth via /feedback")
-        rows = later_bookings(settings, spec, n)
+        client = registry.connect(settings.tracking_uri)
+        before = registry.alias_version(client, spec.registered_model_name, registry.CHAMPION)
+        rows = later_events(settings, spec, n, before)
+        if rows.empty:
+            raise RuntimeError(
+                f"no labelled {spec.name} rows after the champion's training window to "
+                "replay: the data ends where the champion's training ended"
+            )
+        stepline(
+            f"replay {len(rows)} later events ({rows[EVENT_TS].min():%Y-%m-%d} to "
+            f"{rows[EVENT_TS].max():%Y-%m-%d}) through /predict, outcomes via /feedback"
+        )
         began = datetime.now(UTC)
         answers = replay(handle.url, spec, rows)
         ended = datetime.now(UTC)
@@ -157,11 +185,12 @@ def run_loop(
         out["report"] = str(result.summary_path)
 
         stepline("retrain on the newest labelled data when drift/degradation holds (gated)")
-        client = registry.connect(settings.tracking_uri)
-        before = registry.alias_version(client, spec.registered_model_name, registry.CHAMPION)
         as_of = pd.Timestamp(rows[EVENT_TS].max()).date().isoformat()
         decision = maybe_retrain(settings, spec, result, as_of=as_of)
         out["retrain"] = decision.get("outcome")
+        out["retrain_error"] = decision.get("error") or (decision.get("result") or {}).get("error")
+        if out["retrain_error"]:
+            out["retrain"] = "failed"
         console.print(
             f"trigger decision: [bold]{decision.get('outcome')}[/] — {decision.get('reason')}"
         )
@@ -173,6 +202,16 @@ def run_loop(
             from shipway.cli.train import print_result
 
             print_result(res)
+            out["retrained_version"] = res.get("version")
+            out["comparison"] = cmp = res.get("champion_comparison") or {}
+            if "champion_metric" in cmp:
+                metric = spec.acceptance.metric
+                console.print(
+                    f"on {cmp['comparison_rows']} rows neither model trained on: retrained "
+                    f"v{res.get('version')} {metric} "
+                    f"{cmp['candidate_metric_on_comparison_rows']:.4g}, champion "
+                    f"v{before.version if before else '?'} {cmp['champion_metric']:.4g}"
+                )
         if after and before and str(after.version) != str(before.version):
             ans = wait_for_version(handle.url, spec, rows.iloc[-1], str(after.version))
             console.print(

@@ -133,15 +133,17 @@ def test_evidence_is_append_only_and_hash_verified(tmp_path) -> None:
     assert not verify(d)
 
 
-def test_as_of_moves_the_split_window_keeping_its_lengths(spec) -> None:
+def test_as_of_ends_the_test_window_there_with_the_retraining_lengths(spec) -> None:
     df = _frame(spec, 500)  # 2016-07-01 .. 2017-11-12
     parts = dataset.split(spec, df, as_of="2017-08-31")
     v0 = parts["validation"]["event_timestamp"].min()
     t0 = parts["test"]["event_timestamp"].min()
     assert parts["test"]["event_timestamp"].max() == pd.Timestamp("2017-08-31", tz="UTC")
-    # spec: validation 2017-01-01, test 2017-03-01, end 2017-04-30 -> shifted by 123 days
-    assert v0 == pd.Timestamp("2017-05-04", tz="UTC")
-    assert t0 == pd.Timestamp("2017-07-02", tz="UTC")
+    # split.retrain defaults: half the spec's windows (validation 59 -> 29, test 61 -> 30
+    # days), so training reaches into the months after the first training period
+    assert t0 == pd.Timestamp("2017-08-02", tz="UTC")
+    assert v0 == pd.Timestamp("2017-07-04", tz="UTC")
+    assert parts["train"]["event_timestamp"].max() < v0
 
 
 def test_model_requirements_are_pinned_and_follow_the_learner(spec) -> None:
