@@ -9,10 +9,12 @@ import logging
 import re
 import sys
 import tempfile
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from pipelines.training import (
     CLUSTER_PARAMETERS,
@@ -82,26 +84,116 @@ class PipelineFailed(RuntimeError):
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class OutputTail(io.TextIOBase):
-    """Passes text through to ``out`` and keeps its last lines.
+class TaskReporter(Protocol):
+    """Where a kfp.local run's output goes: every line it prints (its own log lines, each
+    component's streamed output, warnings), and the start and end of each component,
+    named by its display name. The CLI shows one line per component and logs the rest."""
 
-    kfp.local reports only "Inner task failed: 'register-model'"; the exception that
-    failed the component is in the component's output, which it prints line by line.
+    def output(self, line: str) -> None: ...
+
+    def pipeline_started(self, name: str, tasks: int) -> None: ...
+
+    def task_started(self, task: str) -> None: ...
+
+    def task_finished(self, task: str, ok: bool, seconds: float) -> None: ...
+
+
+class PassThrough:
+    """The reporter when none is set: every line to ``out``, as kfp.local prints it."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def output(self, line: str) -> None:
+        self.out.write(line + "\n")
+
+    def pipeline_started(self, name: str, tasks: int) -> None:
+        pass
+
+    def task_started(self, task: str) -> None:
+        pass
+
+    def task_finished(self, task: str, ok: bool, seconds: float) -> None:
+        pass
+
+
+_reporter: ContextVar[TaskReporter | None] = ContextVar("shipway_kfp_reporter", default=None)
+
+
+@contextlib.contextmanager
+def reporting(reporter: TaskReporter) -> Iterator[None]:
+    """Every ``run_local`` inside the block reports to ``reporter``, also when it is
+    called deep inside other code (the retraining trigger), without passing it down."""
+    token = _reporter.set(reporter)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
+class KfpOutput(io.TextIOBase):
+    """The stream kfp.local prints into during a run, split into lines for the reporter.
+
+    kfp.local logs "Executing task 'x'" and "Task 'x' finished with status ..." around
+    each component: those become ``task_started``/``task_finished`` with the component's
+    display name and time. It reports only "Inner task failed: 'register-model'"; the
+    exception that failed the component is in the component's output, so the last lines
+    are kept for :func:`failure_cause`.
     """
 
-    def __init__(self, out: TextIO, keep: int = 400) -> None:
-        self.out = out
+    STARTED = re.compile(r"Executing task '([^']+)'")
+    FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+
+    def __init__(
+        self, reporter: TaskReporter, titles: dict[str, str] | None = None, keep: int = 400
+    ) -> None:
+        self.reporter = reporter
+        self.titles = titles or {}
         self.lines: deque[str] = deque(maxlen=keep)
+        self.running: dict[str, float] = {}
+        self.reporter_error: Exception | None = None
         self._partial = ""
 
     def write(self, s: str) -> int:
-        self.out.write(s)
         *done, self._partial = (self._partial + s).split("\n")
-        self.lines.extend(done)
+        for line in done:
+            self._line(ANSI.sub("", line))
         return len(s)
 
-    def flush(self) -> None:
-        self.out.flush()
+    def _line(self, line: str) -> None:
+        self.lines.append(line)
+        self._report("output", line)
+        if started := self.STARTED.search(line):
+            task = started.group(1)
+            self.running[task] = time.monotonic()
+            self._report("task_started", self.titles.get(task, task))
+        elif finished := self.FINISHED.search(line):
+            task, status = finished.groups()
+            self._finish(task, status == "SUCCESS")
+
+    def _finish(self, task: str, ok: bool) -> None:
+        began = self.running.pop(task, time.monotonic())
+        self._report("task_finished", self.titles.get(task, task), ok, time.monotonic() - began)
+
+    def _report(self, event: str, *args: Any) -> None:
+        """Call the reporter; a reporter that fails is set aside (``reporter_error``), so a
+        display problem never fails a training run that kfp.local streams through here."""
+        if self.reporter_error is not None:
+            return
+        try:
+            getattr(self.reporter, event)(*args)
+        except Exception as exc:
+            self.reporter_error = exc
+
+    def close(self) -> None:
+        """Flush a last partial line; a component still running has failed (kfp.local
+        raises on a failed component instead of logging its end)."""
+        if self._partial:
+            self._line(ANSI.sub("", self._partial))
+            self._partial = ""
+        for task in list(self.running):
+            self._finish(task, ok=False)
+        super().close()
 
 
 def failure_cause(lines: Iterable[str]) -> str:
@@ -121,10 +213,24 @@ def failure_cause(lines: Iterable[str]) -> str:
     return cause
 
 
+def task_titles(pipeline: Any) -> dict[str, str]:
+    """kfp task name -> display name (what the Kubeflow UI shows for the component)."""
+    tasks = pipeline.pipeline_spec.root.dag.tasks
+    return {name: t.task_info.name or name for name, t in tasks.items()}
+
+
 def run_local(
-    settings: Settings, usecase: str, data_rev: str = "HEAD", as_of: str = ""
+    settings: Settings,
+    usecase: str,
+    data_rev: str = "HEAD",
+    as_of: str = "",
+    reporter: TaskReporter | None = None,
 ) -> dict[str, Any]:
-    """Run every component through kfp.local in this virtualenv; return the promotion result."""
+    """Run every component through kfp.local in this virtualenv; return the promotion result.
+
+    Everything kfp.local prints goes to ``reporter`` (else the one set by
+    :func:`reporting`, else through to stdout).
+    """
     from kfp import local
 
     settings.export_env()
@@ -134,17 +240,29 @@ def run_local(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
     )
     pipeline = build_pipeline(settings.image)
-    tail = OutputTail(sys.stdout)
+    titles = task_titles(pipeline)
+    report = reporter or _reporter.get() or PassThrough(sys.stdout)
+    report.pipeline_started(PIPELINE_NAME, len(titles))
+    out = KfpOutput(report, titles)
     try:
-        with contextlib.redirect_stdout(tail):  # kfp.local prints each component's output
+        # kfp.local prints its log and each component's output; its warnings go to stderr
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             task = pipeline(
                 **pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of)
             )
     except RuntimeError as exc:
-        cause = failure_cause(tail.lines)
+        out.close()
+        cause = failure_cause(out.lines)
         raise PipelineFailed(
             ANSI.sub("", str(exc)) + (f" Cause: {cause}" if cause else "")
         ) from exc
+    finally:
+        out.close()
+        if out.reporter_error is not None:
+            err = out.reporter_error
+            log.warning(
+                "kfp output reporter failed, the run went on without it: %r", err, exc_info=err
+            )
     artifact = task.output
     return dict(json.loads(Path(artifact.path).read_text()))
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
+from rich.markup import escape
 
+from shipway.cli import logs, output
+from shipway.cli.output import console, err_console
 from shipway.settings import Settings, get_settings
 from shipway.spec import SpecError, UseCaseSpec
 from shipway.usecases import load_usecase
 
-console = Console()
-err_console = Console(stderr=True)
+__all__ = ["console", "err_console"]  # every command prints through output's consoles
 
 app = typer.Typer(
     name="shipway",
@@ -49,51 +50,72 @@ class UserError(Exception):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _expected() -> tuple[type[BaseException], ...]:
+    """Failures caused by input or by a step that explains itself: one red line each.
+
+    A failed kfp.local run counts when ``pipelines.runner`` is loaded (only then can it
+    have raised); importing it here would load kfp for every command.
+    """
+    from shipway.data.ingest import IngestError
+    from shipway.data.readiness import ValidationFailed
+
+    runner = sys.modules.get("pipelines.runner")
+    pipeline = (runner.PipelineFailed,) if runner is not None else ()
+    return (SpecError, UserError, IngestError, ValidationFailed, FileNotFoundError, *pipeline)
+
+
+def _log_hint() -> None:
+    path = logs.log_path()
+    if path is not None and path.exists():
+        err_console.print(f"full log: {path}", highlight=False, markup=False, soft_wrap=True)
+
+
 def friendly(fn: F) -> F:
-    """Turn expected failures into one clear red line and exit code 1."""
+    """Turn expected failures into one clear red line and exit code 1; any other error
+    keeps its traceback. Either way the log file gets the traceback and its path is said."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from shipway.data.ingest import IngestError
-        from shipway.data.readiness import ValidationFailed
-
         try:
             return fn(*args, **kwargs)
-        except (SpecError, UserError, IngestError, ValidationFailed, FileNotFoundError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            logs.log_exception(f"{fn.__name__} failed", exc)
+            if not isinstance(exc, _expected()):
+                _log_hint()
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            _log_hint()
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=True)],
-        force=True,
-    )
-    for noisy in ("feast", "urllib3", "alembic", "dvc", "httpx", "git"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _log_dir() -> Path | None:
+    try:
+        return get_settings().state / "logs"
+    except Exception:  # a bad SHIPWAY_* value: the command itself will say so
+        return None
 
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also show what the libraries and pipeline components print, and debug "
+            "logging (everything is in the log file under <state_dir>/logs either way).",
+        ),
+    ] = False,
 ) -> None:
     """Shipway command line."""
-    setup_logging(verbose)
-    quiet_warnings()
-
-
-def quiet_warnings() -> None:
-    """Hide third-party deprecation chatter (Feast, ibis) that users cannot act on."""
-    import warnings
-
-    for cat in (DeprecationWarning, FutureWarning):
-        warnings.filterwarnings("ignore", category=cat)
-    warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    warnings.filterwarnings("ignore", category=UserWarning, module="feast")
+    # the log is named after the command (a group's callback cannot see its subcommand)
+    output.setup(ctx.invoked_subcommand or "shipway", verbose=verbose, log_dir=_log_dir())
+    ctx.call_on_close(output.teardown)
 
 
 def context(usecase: str | None) -> tuple[Settings, UseCaseSpec]:
@@ -105,6 +127,4 @@ def context(usecase: str | None) -> tuple[Settings, UseCaseSpec]:
 
 def venv_bin() -> str:
     """Folder of this interpreter's scripts, so child tools (dvc, feast) resolve the venv's."""
-    from pathlib import Path
-
     return str(Path(sys.executable).parent)

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
+from shipway.cli.logs import to_log
+from shipway.cli.output import announce_log, pipeline_steps, say, step, verbose
 
 pipeline_app = typer.Typer(
     help="Compile, submit or upload the KFP training pipeline.", no_args_is_help=True
@@ -24,37 +27,52 @@ DataRev = Annotated[
 ]
 
 
+RESULT_FIELDS = (
+    "model",
+    "version",
+    "gate_passed",
+    "promoted",
+    "data_version",
+    "data_rev",
+    "git_commit",
+    "feature_service",
+    "kfp_run_id",
+    "spec_hash",
+    "run_id",
+)
+
+
 def print_result(res: dict[str, Any]) -> None:
-    table = Table("field", "value", title="training result")
-    for k in (
-        "model",
-        "version",
-        "gate_passed",
-        "promoted",
-        "data_version",
-        "data_rev",
-        "git_commit",
-        "feature_service",
-        "kfp_run_id",
-        "spec_hash",
-        "run_id",
-    ):
-        table.add_row(k, str(res.get(k)))
-    console.print(table)
+    """A training run's outcome in a few lines: the verdict, what blocked promotion or
+    which criteria failed, and where the version came from. Every field is in the log
+    file; --verbose also prints them as a table."""
+    for k in RESULT_FIELDS:
+        to_log(f"training result {k}: {res.get(k)}")
+    if verbose():
+        table = Table("field", "value", title="training result")
+        for k in RESULT_FIELDS:
+            table.add_row(k, str(res.get(k)))
+        console.print(table)
+    subject = escape(f"{res.get('model')} v{res.get('version')}")
     if res.get("promoted"):
-        console.print(f"[green]gate passed[/]: {res['model']} v{res['version']} is champion")
+        say(f"[green]✓ gate passed[/]: {subject} is champion")
     elif res.get("gate_passed"):
-        console.print(
-            f"[yellow]gate passed[/] but {res.get('promotion_blocked') or 'not promoted'}: "
-            f"{res['model']} v{res['version']} stays challenger."
-        )
+        blocked = escape(res.get("promotion_blocked") or "not promoted")
+        say(f"[yellow]! gate passed[/] but {blocked}: {subject} stays challenger.")
     else:
-        console.print(
-            f"[bold red]gate FAILED[/]: {res['model']} v{res['version']} stays "
-            "challenger; champion unchanged. Failed criteria:"
+        say(
+            f"[bold red]✗ gate FAILED[/]: {subject} stays challenger; champion unchanged. Failed criteria:"
         )
         for line in res.get("failures", []):
-            console.print(f"  [red]- {line}[/]")
+            say(f"  [red]- {escape(str(line))}[/]")
+    where = [
+        ("data", res.get("data_version")),
+        ("rev", res.get("data_rev")),
+        ("feature service", res.get("feature_service")),
+        ("MLflow run", res.get("run_id")),
+        ("kfp run", res.get("kfp_run_id")),
+    ]
+    say("  [dim]" + escape(" · ".join(f"{k} {v}" for k, v in where if v)) + "[/]")
 
 
 @app.command("train")
@@ -82,10 +100,11 @@ def train_cmd(
 
     settings, spec = context(usecase)
     runner = run_in_process if in_process else run_local
-    with console.status(
-        f"training {spec.name} on data {data_rev} ({'in-process' if in_process else 'kfp.local'})"
-    ):
+    where = "in-process" if in_process else "kfp.local"
+    announce_log()
+    with pipeline_steps(), step(f"train {spec.name} on data {data_rev} ({where})") as s:
         res = runner(settings, spec.name, data_rev, as_of=as_of)
+        s.ok(f"{res.get('model')} v{res.get('version')}")
     print_result(res)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
