@@ -42,8 +42,8 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-data: $(STAMP) ## Reproduce the DVC data stages (ingest -> validate -> features)
-	$(BIN)/dvc repro
+data: $(STAMP) ## Reproduce the DVC data stages (ingest -> validate -> features); never trains
+	$(BIN)/dvc repro features
 
 features: $(STAMP) ## Apply the Feast definitions and materialize the online store
 	$(BIN)/shipway features apply

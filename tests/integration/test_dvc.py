@@ -1,4 +1,5 @@
-"""DVC on a clean clone: `dvc repro` twice yields the same hashes; unchanged stages skip."""
+"""DVC on a clean clone: `dvc repro` twice yields the same hashes; unchanged stages skip;
+`make data` does data only."""
 
 from __future__ import annotations
 
@@ -108,3 +109,37 @@ def test_cli_validate_failure_keeps_previous_version(clone: Path) -> None:
     assert "column 'avg_price_per_room' failed rule 'min>=0': 3 offending" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (d / "validated.parquet").read_bytes() == before
+
+
+def test_make_data_does_data_and_registers_no_model(clone: Path, tmp_path: Path) -> None:
+    """`make data` on an empty registry: every data stage of every use case, no training.
+
+    Training registers versions (one once became a live challenger of an unrelated use
+    case), so the data target must leave a registry it could have written to empty."""
+    from mlflow import MlflowClient
+
+    venv = clone / ".venv"
+    if not venv.exists():
+        venv.symlink_to(Path(sys.executable).parent.parent)
+    state = tmp_path / "state"
+    state.mkdir()
+    uri = f"sqlite:///{state / 'mlflow.db'}"
+    assert MlflowClient(uri).search_registered_models() == []  # the registry exists, empty
+    env = {**_env(), "SHIPWAY_STATE_DIR": str(state), "SHIPWAY_MLFLOW_TRACKING_URI": uri}
+    # -o: the shared venv's stamp counts as up to date (make must not reinstall it)
+    proc = subprocess.run(
+        ["make", "-o", ".venv/.installed", "data"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    usecases = yaml.safe_load((clone / "params.yaml").read_text())["usecases"]
+    stages = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    want = {f"{s}@{u}" for s in ("ingest", "validate", "features") for u in usecases}
+    assert set(stages) == want, "exactly the data stages ran, for every use case"
+    client = MlflowClient(uri)
+    assert client.search_model_versions() == [] and client.search_registered_models() == []
+    assert not (clone / ".shipway" / "mlflow.db").exists(), "no registry at the default place"
