@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from shipway.lineage import dvc_out_md5
+from shipway.lineage import dvc_md5, dvc_out_md5
 from shipway.spec import UseCaseSpec, load_spec
 
 
@@ -41,7 +41,7 @@ WORKSPACE = "workspace"
 
 
 def _copy_workspace(repo: Path, usecase: str, out_dir: Path) -> str:
-    """Copy the working tree's version (uncommitted runs, the DVC ``train`` stage)."""
+    """Copy the working tree's version (runs on uncommitted data)."""
     import shutil
 
     shutil.copy2(repo / "usecases" / usecase / "usecase.yaml", out_dir / "usecase.yaml")
@@ -74,7 +74,9 @@ def fetch(repo: str, rev: str, usecase: str, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if rev == WORKSPACE:
         commit = _copy_workspace(Path(repo), usecase, out_dir)
-        md5 = dvc_out_md5(Path(repo), f"data/{usecase}/features") or "unknown"
+        # the md5 of the bytes copied, not the one dvc.lock expects there: they differ when
+        # the folder changed outside `dvc repro`, and lineage must name what was trained on
+        md5 = dvc_md5(out_dir / "data" / usecase / "features")
         meta = {"usecase": usecase, "git_rev": commit, "data_version": md5, "repo": repo}
         (out_dir / "version.json").write_text(json.dumps(meta, indent=2))
         return meta

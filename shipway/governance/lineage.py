@@ -2,8 +2,14 @@
 and feature values -> data version (DVC md5) and git revision -> spec and source.
 
 Every link is resolved against the system that owns it (prediction log, MLflow, Feast,
-dvc.lock and git at the training revision), not copied from a tag, so a broken link is
-reported with the reason instead of being assumed.
+dvc.lock and git at the training revision, the DVC cache and remote), not copied from a
+tag, so a broken link is reported with the reason instead of being assumed.
+
+A version trained from the working tree (``data_rev: workspace``) has no revision to read
+back, and today's working tree is not what it trained on (a later ingest may have
+rewritten it). Its links are resolved by content instead: the data by the md5 it recorded
+(DVC cache or remote), the spec by its recorded ``spec_hash``, the upstream chain by a
+committed dvc.lock recording the same features md5; what cannot be found is said.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shipway.governance.provenance import WORKSPACE, lock_chain
+from shipway.governance.provenance import WORKSPACE, lock_chain, retrievable
 from shipway.governance.versions import GovernanceError
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
@@ -72,20 +79,74 @@ def _commit_exists(root: Path, rev: str) -> bool:
     return proc.returncode == 0
 
 
-def _spec_at(root: Path, rev: str, usecase: str) -> tuple[UseCaseSpec | None, str]:
-    text = (
-        (root / "usecases" / usecase / "usecase.yaml").read_text()
-        if rev == WORKSPACE
-        else git_show(root, rev, f"usecases/{usecase}/usecase.yaml")
+def _workspace_specs(root: Path, usecase: str) -> Iterator[tuple[str, str]]:
+    """(where, text) of every spec a workspace run may have trained on: the working
+    tree's, then each committed one, newest first."""
+    rel = f"usecases/{usecase}/usecase.yaml"
+    if (root / rel).is_file():
+        yield "the working tree", (root / rel).read_text()
+    log = subprocess.run(
+        ["git", "-C", str(root), "log", "--format=%H", "--", rel],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
+    for commit in log.stdout.split():
+        text = git_show(root, commit, rel)
+        if text is not None:
+            yield commit[:12], text
+
+
+def _load_spec(text: str) -> tuple[UseCaseSpec | None, str]:
+    try:
+        return UseCaseSpec.model_validate(yaml.safe_load(text)), ""
+    except Exception as exc:  # an old spec the current schema rejects is still lineage
+        return None, f"does not load with the current schema: {exc}"
+
+
+def _spec_at(
+    root: Path, rev: str, usecase: str, spec_hash: str | None
+) -> tuple[UseCaseSpec | None, str]:
+    """The training spec and where it was found. At a git revision, the file at the
+    revision; for a workspace run, the spec whose content hash is the recorded
+    ``spec_hash`` (the working tree's only while it still hashes the same)."""
+    if rev == WORKSPACE:
+        for where, candidate in _workspace_specs(root, usecase):
+            spec, _ = _load_spec(candidate)
+            if spec is not None and spec.content_hash() == spec_hash:
+                return spec, f"found by the version's spec_hash in {where}"
+        return None, (
+            f"no spec with the version's spec_hash {spec_hash} in the working tree or the "
+            "git history: it trained on an uncommitted spec that has changed since"
+        )
+    text = git_show(root, rev, f"usecases/{usecase}/usecase.yaml")
     if text is None:
         return None, f"usecases/{usecase}/usecase.yaml not found at {rev}"
-    try:
-        return UseCaseSpec.model_validate(yaml.safe_load(text)), hashlib.sha256(
-            text.encode()
-        ).hexdigest()
-    except Exception as exc:  # an old spec the current schema rejects is still lineage
-        return None, f"spec at {rev} does not load with the current schema: {exc}"
+    spec, error = _load_spec(text)
+    sha = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return spec, f"spec at {rev} {error}" if spec is None else f"at {rev[:12]} (sha256 {sha})"
+
+
+def recorded_lock(root: Path, rev: str, usecase: str, version: str) -> tuple[str | None, str]:
+    """The dvc.lock that records a version's data (text, where). At a git revision it is
+    that revision's; for a workspace run, a committed dvc.lock whose features md5 is the
+    version's (never today's dvc.lock, which a later ingest may have rewritten)."""
+    if rev != WORKSPACE:
+        return git_show(root, rev, "dvc.lock"), f"dvc.lock at {rev[:12]}"
+    if version:
+        log = subprocess.run(  # commits that added or removed the md5
+            ["git", "-C", str(root), "log", "--format=%H", f"-S{version}", "--", "dvc.lock"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for commit in log.stdout.split():
+            lock = git_show(root, commit, "dvc.lock")
+            if lock and lock_chain(lock, usecase).get("features_md5") == version:
+                return lock, f"dvc.lock committed at {commit[:12]}"
+    return None, f"no committed dvc.lock records features {version} (a workspace run)"
 
 
 def trace(settings: Settings, client: Any, request_id: str) -> Trace:
@@ -132,11 +193,12 @@ def trace(settings: Settings, client: Any, request_id: str) -> Trace:
             + ("" if same else "; run tags disagree with the version's lineage tags"),
         )
     )
-    rev = tags.get("data_rev", "")
-    spec, spec_info = _spec_at(settings.root, rev, row["usecase"])
+    rev, version = tags.get("data_rev", ""), tags.get("data_version", "")
+    spec, spec_info = _spec_at(settings.root, rev, row["usecase"], tags.get("spec_hash"))
+    lock = recorded_lock(settings.root, rev, row["usecase"], version)
     t.links.append(_feature_service(settings, spec, tags.get("feature_service", "")))
     t.links.append(_feature_values(spec, row))
-    t.links.append(_data_version(settings.root, rev, row["usecase"], tags.get("data_version")))
+    t.links.append(_data_version(settings, rev, row["usecase"], version, lock))
     commit = tags.get("git_commit", "")
     t.links.append(
         Link(
@@ -146,7 +208,7 @@ def trace(settings: Settings, client: Any, request_id: str) -> Trace:
             "git commit of the training code" if commit else "no git_commit tag",
         )
     )
-    t.links.append(_source(settings.root, rev, row["usecase"], spec, spec_info, tags))
+    t.links.append(_source(row["usecase"], spec, spec_info, tags, lock))
     return t
 
 
@@ -182,33 +244,41 @@ def _feature_values(spec: UseCaseSpec | None, row: dict[str, Any]) -> Link:
     )
 
 
-def _data_version(root: Path, rev: str, usecase: str, version: str | None) -> Link:
-    lock = (root / "dvc.lock").read_text() if rev == WORKSPACE else git_show(root, rev, "dvc.lock")
-    if lock is None:
-        return Link("data_version", False, version, f"no dvc.lock at {rev}")
-    chain = lock_chain(lock, usecase)
-    ok = bool(version) and chain.get("features_md5") == version
+def _data_version(
+    settings: Settings, rev: str, usecase: str, version: str, lock: tuple[str | None, str]
+) -> Link:
+    """The recorded data version: named by the training revision's dvc.lock (a workspace
+    run has none to name it by) and still retrievable from the DVC cache or remote."""
+    text, where = lock
+    chain = lock_chain(text, usecase) if text else {}
+    named = rev == WORKSPACE or chain.get("features_md5") == version
+    if text is None:
+        recorded = where if rev == WORKSPACE else f"no dvc.lock at {rev}"
+    elif not named:
+        recorded = f"{where} records features {chain.get('features_md5')}, not this md5"
+    else:
+        recorded = (
+            f"{where}: validated {chain.get('validated_md5')}, readiness report "
+            f"{chain.get('report_md5')}"
+        )
+    found = retrievable(settings.root, version, settings.dvc_remote_url)
     return Link(
-        "data_version",
-        ok,
-        version,
-        f"dvc.lock at {rev[:12]}: features {chain.get('features_md5')}, validated "
-        f"{chain.get('validated_md5')}, readiness report {chain.get('report_md5')}",
+        "data_version", bool(version) and named and found.ok, version, f"{found.detail}; {recorded}"
     )
 
 
 def _source(
-    root: Path,
-    rev: str,
     usecase: str,
     spec: UseCaseSpec | None,
     spec_info: str,
     tags: dict[str, str],
+    lock: tuple[str | None, str],
 ) -> Link:
+    """The spec's declared source and the raw data md5 the recording dvc.lock names."""
     if spec is None:
         return Link("source", False, None, spec_info)
-    lock = (root / "dvc.lock").read_text() if rev == WORKSPACE else git_show(root, rev, "dvc.lock")
-    stages = ((yaml.safe_load(lock or "") or {}).get("stages")) or {}
+    text, where = lock
+    stages = ((yaml.safe_load(text or "") or {}).get("stages")) or {}
     outs = (stages.get(f"ingest@{usecase}") or {}).get("outs") or []
     raw = next((o.get("md5") for o in outs if o.get("path") == f"data/{usecase}/raw.parquet"), None)
     same_hash = spec.content_hash() == tags.get("spec_hash")
@@ -216,7 +286,7 @@ def _source(
         "source",
         raw is not None,
         json.loads(spec.source.model_dump_json()),
-        f"spec usecases/{usecase}/usecase.yaml at {rev[:12]} (sha256 {spec_info[:12]}; spec "
-        f"hash {'matches' if same_hash else 'differs from'} the version's spec_hash), raw "
-        f"data md5 {raw}",
+        f"spec usecases/{usecase}/usecase.yaml {spec_info} (spec hash "
+        f"{'matches' if same_hash else 'differs from'} the version's spec_hash), raw "
+        f"data md5 {raw} ({where})",
     )

@@ -1,5 +1,5 @@
 """DVC on a clean clone: `dvc repro` twice yields the same hashes; unchanged stages skip;
-`make data` does data only."""
+`make data` does data only; a workspace-trained version's lineage outlives its files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipway.lineage import data_version
+from shipway.lineage import data_version, dvc_md5
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +63,8 @@ def test_repro_twice_gives_identical_hashes_and_skips_unchanged(clone: Path) -> 
     assert any(p.endswith("/features") for p in first)
     version = data_version(clone, clone / "data", "hotel_rates")
     assert version == first["data/hotel_rates/features"] and version.endswith(".dir")
+    # what a workspace run records is computed from the bytes, the way DVC does
+    assert dvc_md5(clone / "data" / "hotel_rates" / "features") == version
 
     again = _run(["dvc", "repro", "features"], clone)
     assert "didn't change, skipping" in again and "Running stage" not in again
@@ -143,3 +145,97 @@ def test_make_data_does_data_and_registers_no_model(clone: Path, tmp_path: Path)
     client = MlflowClient(uri)
     assert client.search_model_versions() == [] and client.search_registered_models() == []
     assert not (clone / ".shipway" / "mlflow.db").exists(), "no registry at the default place"
+
+
+def test_workspace_version_lineage_outlives_the_working_tree(clone: Path, tmp_path: Path) -> None:
+    """A version trained from the working tree keeps its lineage after a later ingest
+    rewrites the data (and fails validation): lineage is what the version recorded,
+    found by content in the DVC cache and git, never today's files."""
+    from mlflow import MlflowClient
+
+    from pipelines.steps.fetch import WORKSPACE, fetch
+    from shipway.governance.lineage import trace
+    from shipway.lineage import git_commit
+    from shipway.predictionlog import PredictionLog, PredictionRecord
+    from shipway.settings import Settings
+    from shipway.spec import load_spec
+
+    _run(["dvc", "repro", "features"], clone)
+    _run(["git", "add", "dvc.lock"], clone)  # the user commits the data version
+    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "data"], clone)
+    s = Settings(root=clone, state_dir=tmp_path / "state", data_dir=clone / "data")
+    meta = fetch(str(clone), WORKSPACE, "hotel_rates", tmp_path / "fetched")
+    spec = load_spec(tmp_path / "fetched" / "usecase.yaml")
+    # the lineage tags the register step records for this run (pipelines/steps/tasks.py)
+    tags = {
+        "git_commit": git_commit(clone),
+        "data_version": meta["data_version"],
+        "data_rev": meta["git_rev"],
+        "feature_service": spec.feature_service_name,
+        "kfp_run_id": "workspace-run",
+        "spec_hash": spec.content_hash(),
+        "usecase": spec.name,
+    }
+    client = MlflowClient(s.tracking_uri)
+    run = client.create_run(client.create_experiment(spec.name), tags=tags)
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(spec.registered_model_name)
+    mv = client.create_model_version(
+        spec.registered_model_name, f"runs:/{run.info.run_id}/model", run.info.run_id, tags
+    )
+    record = PredictionRecord(
+        request_id="r1",
+        usecase=spec.name,
+        model_name=mv.name,
+        model_version=str(mv.version),
+        variant="champion",
+        entity_keys={},
+        features=dict.fromkeys(spec.model_feature_names, 1),
+        prediction=1.0,
+        latency_ms=2.0,
+    )
+    PredictionLog(s.prediction_log).append([record])
+    before = trace(s, client, "r1").to_dict()
+    links = {x["name"]: x for x in before["links"]}
+    assert links["data_version"]["value"] == meta["data_version"]
+    assert (
+        links["data_version"]["ok"]
+        and "retrievable: all files in the DVC cache" in links["data_version"]["detail"]
+    )
+    raw_md5 = _outs(clone)["data/hotel_rates/raw.parquet"]
+    assert links["source"]["ok"] and raw_md5 in links["source"]["detail"]
+
+    # later: an ingest rewrites raw.parquet (dvc.lock records it), validation fails, and
+    # the working tree's features and spec change too
+    params, spec_file = clone / "params.yaml", clone / "usecases" / "hotel_rates" / "usecase.yaml"
+    old_params, old_spec = params.read_text(), spec_file.read_text()
+    try:
+        params.write_text(old_params.replace("max_rows: 0", "max_rows: 50"))
+        failed = subprocess.run(
+            ["dvc", "repro", "features"], cwd=clone, env=_env(), capture_output=True, timeout=600
+        )
+        assert failed.returncode != 0, "50 rows must fail the readiness check"
+        assert _outs(clone)["data/hotel_rates/raw.parquet"] != raw_md5
+        for f in (clone / "data" / "hotel_rates" / "features").glob("*.parquet"):
+            f.write_bytes(b"overwritten")
+        assert trace(s, client, "r1").to_dict() == before
+
+        # the working tree's spec edited since: the trained one is found by its spec_hash
+        spec_file.write_text(old_spec.replace("min_rows_per_group: 100", "min_rows_per_group: 7"))
+        source = {x.name: x for x in trace(s, client, "r1").links}["source"]
+        assert source.ok and source.value == links["source"]["value"]
+        assert "found by the version's spec_hash in" in source.detail
+        assert "working tree" not in source.detail  # a committed spec, not today's file
+
+        # the data gone from the cache (and never pushed): lineage says so
+        obj = clone / ".dvc" / "cache" / "files" / "md5" / meta["data_version"][:2]
+        obj = obj / meta["data_version"][2:]
+        obj.rename(obj.with_suffix(".aside"))
+        try:
+            gone = {x.name: x for x in trace(s, client, "r1").links}["data_version"]
+            assert not gone.ok and "NOT retrievable" in gone.detail
+        finally:
+            obj.with_suffix(".aside").rename(obj)
+    finally:
+        params.write_text(old_params)
+        spec_file.write_text(old_spec)
