@@ -6,8 +6,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
 
 from shipway.cli.app import UserError, app, console, friendly
+from shipway.portfolio import (
+    UseCaseStatus,
+    drift_text,
+    gate_summary,
+    kpi_text,
+    lead_time_text,
+    table,
+)
 from shipway.settings import get_settings
 
 
@@ -66,13 +79,65 @@ def status_cmd(
 ) -> None:
     """The portfolio: per use case the champion, gate states, last drift, business KPI
     against its target and the time from the spec's first commit to its first champion."""
-    from shipway.portfolio import collect, table, write_report
+    from shipway.portfolio import collect, write_report
 
     settings = get_settings()
     statuses = collect(settings, usecase or None)
     if not statuses:
         raise UserError(f"no use cases under {settings.specs}")
-    console.print(table(statuses))
+    print_status(statuses, console)
     if html:
         page = write_report(settings, statuses)
         console.print(f"report: {page}")
+
+
+def print_status(statuses: list[UseCaseStatus], out: Console) -> None:
+    """The portfolio without a cut value at any width.
+
+    The table when it fits: on a terminal wide enough for its widest rows, and always
+    in a pipe or file (as wide as the rows need; nobody reads those at 80 columns and a
+    row stays one greppable line). On a narrower terminal, where rich would squeeze the
+    columns and cut values with "…", one block per use case instead.
+    """
+    wide = table(statuses)
+    need = Measurement.get(out, out.options.update_width(100_000), wide).maximum  # unclamped
+    if not out.is_terminal:
+        width = out.width
+        out.width = max(need, width)  # print() clamps to the console's width
+        try:
+            out.print(wide)
+        finally:
+            out.width = width
+    elif need <= out.width:
+        out.print(wide)
+    else:
+        out.print(blocks(statuses, str(wide.caption or "")))
+
+
+def blocks(statuses: list[UseCaseStatus], legend: str) -> RenderableType:
+    """One block per use case, a value per line (values wrap, never cut)."""
+    parts: list[RenderableType] = [Text("Shipway portfolio", style="bold")]
+    for st in statuses:
+        head = Text.assemble((st.name, "bold"), f" · {st.stage}")
+        rows: list[tuple[str, str]] = [("error", st.error)]
+        if not st.error:
+            head.append(f" · risk {st.risk_level} · I×F {st.impact}×{st.feasibility}")
+            champ = f"v{st.champion}" if st.champion else "none"
+            if st.latest and st.latest != st.champion:
+                champ += f" (latest v{st.latest})"
+            rows = [
+                ("champion", champ),
+                ("gates", gate_summary(st)),
+                ("last drift", drift_text(st.drift)),
+                ("KPI", kpi_text(st.kpi)),
+                ("to prod", lead_time_text(st)),
+            ]
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for key, value in rows:
+            grid.add_row(key, value)
+        parts += [head, Padding(grid, (0, 0, 0, 2), expand=False)]
+    if legend:
+        parts.append(Text(legend, style="dim"))
+    return Group(*parts)
