@@ -25,6 +25,9 @@ from rich.logging import RichHandler
 
 OURS = ("shipway", "pipelines", "services", "monitoring", "feature_repo", "benchmarks")
 """Loggers whose INFO records are meant for the user (the rest goes to the log file)."""
+STEP_DETAIL = ("pipelines.steps",)
+"""The pipeline components' own progress (their INFO goes to the log file): kfp.local
+runs them in processes whose output is captured, and an in-process run says no more."""
 NOISY = ("feast", "urllib3", "alembic", "dvc", "httpx", "httpcore", "git")
 """Held at WARNING even in the file: per-request and per-call chatter (and httpcore's
 request lines, which must not land in a log)."""
@@ -133,6 +136,8 @@ class _TerminalFilter(logging.Filter):
             return True
         if record.name == "py.warnings":
             return bool(getattr(record, "first_party", False))
+        if record.name.startswith(STEP_DETAIL) and record.levelno < logging.WARNING:
+            return False
         return record.name.split(".")[0] in OURS
 
 
@@ -194,6 +199,9 @@ def configure(
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.simplefilter("default")  # each distinct warning once, into the log
     warnings.showwarning = _showwarning
+    # MLflow's loggers write to stderr past any handler unless told not to configure
+    # themselves: this way their records take the same route as every other library's
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     if not verbose:  # MLflow's per-download tqdm bars (also in the pipeline's steps)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return _path

@@ -10,8 +10,8 @@ the rest on the terminal too.
 The pieces a command uses:
 
 * ``with step("train credit_risk") as s: ...; s.ok("v3, gate passed")`` prints one line
-  with a mark, the result and the elapsed time (``✗`` and the error when the block
-  raises); steps nest, and a live spinner shows what runs meanwhile (terminals only).
+  with a mark, the result and the elapsed time (``✗`` and the error's type when the
+  block raises); steps nest, and a live spinner shows what runs meanwhile (terminals only).
 * ``for row in progress(rows, "replay"):`` draws a progress bar for long work.
 * ``with captured("feast"):`` sends what code prints to the log (terminal: --verbose).
 * ``say(markup)``: a line for the user (and the log); ``detail(text)``: a line for the
@@ -277,14 +277,15 @@ def end(s: Step) -> None:
 def step(title: str, total: int | None = None) -> Iterator[Step]:
     """One line for the work inside the block: ``✓ title: result (elapsed)``.
 
-    An exception marks the step ``✗`` with the exception's first line and propagates.
+    An exception marks the step ``✗`` with the exception's type and propagates: whoever
+    handles it says what went wrong (the CLI's error line), so it is not said twice.
     """
     s = begin(title, total)
     try:
         yield s
     except BaseException as exc:
         if s.state != "fail":
-            s.fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            s.fail(type(exc).__name__)
         raise
     finally:
         end(s)

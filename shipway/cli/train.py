@@ -12,7 +12,7 @@ from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
 from shipway.cli.logs import to_log
-from shipway.cli.output import announce_log, pipeline_steps, say, step, verbose
+from shipway.cli.output import announce_log, captured, pipeline_steps, say, step, verbose
 
 pipeline_app = typer.Typer(
     help="Compile, submit or upload the KFP training pipeline.", no_args_is_help=True
@@ -103,7 +103,8 @@ def train_cmd(
     where = "in-process" if in_process else "kfp.local"
     announce_log()
     with pipeline_steps(), step(f"train {spec.name} on data {data_rev} ({where})") as s:
-        res = runner(settings, spec.name, data_rev, as_of=as_of)
+        with captured("mlflow"):  # what the steps print in this process (MLflow's eprint)
+            res = runner(settings, spec.name, data_rev, as_of=as_of)
         s.ok(f"{res.get('model')} v{res.get('version')}")
     print_result(res)
     if output:

@@ -28,9 +28,11 @@ SITE = "/opt/venv/lib/python3.11/site-packages/somelib/api.py"
 
 
 @pytest.fixture
-def isolated() -> Iterator[None]:
-    """Puts global logging, warnings and the consoles back after a test that set up a
-    command's output."""
+def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Puts global logging, warnings, the consoles and the MLflow settings back after a
+    test that set up a command's output."""
+    for name in ("MLFLOW_CONFIGURE_LOGGING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"):
+        monkeypatch.delenv(name, raising=False)
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, warnings.filters[:], warnings.showwarning)
     levels = {n: logging.getLogger(n).level for n in logs.NOISY}
@@ -87,13 +89,13 @@ def test_a_step_prints_one_line_with_its_result_and_time(
     assert "✓ fetch data: 1,204 rows" in _log_text(cli)  # the log has every step line
 
 
-def test_a_failing_step_says_why_and_the_error_propagates(
+def test_a_failing_step_is_marked_and_the_error_propagates(
     cli: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _setup(cli)
     with pytest.raises(ValueError, match="no rows"), output.step("validate"):
         raise ValueError("no rows after the split\nsecond line of detail")
-    assert _steps(capsys.readouterr().out) == ["✗ validate: no rows after the split (T)"]
+    assert _steps(capsys.readouterr().out) == ["✗ validate: ValueError (T)"]
 
 
 def test_nested_steps_title_the_parent_once_and_indent_the_children(
@@ -160,6 +162,7 @@ def test_third_party_chatter_goes_to_the_log_only(
     logging.getLogger("mlflow.store").warning("Model logged without a signature")
     logging.getLogger("shipway.data").info("ingested 1,204 rows")
     logging.getLogger("kfp.local").error("component crashed")
+    logging.getLogger("pipelines.steps.registry").info("credit_risk@challenger -> version 6")
     warnings.warn_explicit("fetch_arrow_table() is deprecated", DeprecationWarning, SITE, 332)
     warnings.warn_explicit("a spec default changed", UserWarning, str(ROOT / "shipway/spec.py"), 9)
     output.detail("[KFP Executor] Got executor_input: {...}", "kfp")
@@ -167,9 +170,9 @@ def test_third_party_chatter_goes_to_the_log_only(
     assert "ingested 1,204 rows" in err and "component crashed" in err
     assert "a spec default changed" in err  # the project's own warning: actionable
     assert "without a signature" not in err and "fetch_arrow_table" not in err
-    assert "executor_input" not in err
+    assert "executor_input" not in err and "-> version 6" not in err  # component detail
     log = _log_text(cli)
-    for said in ("without a signature", "fetch_arrow_table", "executor_input", "1,204 rows"):
+    for said in ("without a signature", "fetch_arrow_table", "executor_input", "version 6"):
         assert said in log
 
 
