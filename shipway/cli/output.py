@@ -160,7 +160,7 @@ def elapsed_text(seconds: float) -> str:
 @dataclass
 class Step:
     """One unit of work on the terminal; set its outcome with :meth:`ok`, :meth:`warn`
-    or :meth:`fail` (a step that raises fails with the exception as its result)."""
+    or :meth:`fail` (a step that raises fails with the exception's type)."""
 
     title: str
     depth: int
@@ -318,15 +318,18 @@ class PipelineSteps:
 
     def __init__(self) -> None:
         self._open: dict[str, Step] = {}
-        self._parent: Step | None = None
+        self._sized: list[Step] = []
+        """Steps whose bar counts components (a retraining may run a second pipeline)."""
 
     def output(self, line: str) -> None:
         detail(line, "kfp")
 
     def pipeline_started(self, name: str, tasks: int) -> None:
-        self._parent = _state.steps[-1] if _state.steps else None
-        if self._parent is not None:
-            self._parent.set_total(tasks)
+        """The enclosing step counts the components, unless it counts something else."""
+        parent = _state.steps[-1] if _state.steps else None
+        if parent is not None and (parent.total is None or parent in self._sized):
+            parent.set_total(parent.done + tasks)
+            self._sized.append(parent)
 
     def task_started(self, task: str) -> None:
         self._open[task] = begin(task)

@@ -339,6 +339,23 @@ def test_a_kfp_run_is_one_line_per_component_and_the_rest_is_logged(
     assert "\x1b[" not in log  # colour codes stripped
 
 
+def test_a_step_counts_the_components_of_every_pipeline_it_runs(
+    cli: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _setup(cli)
+    steps = output.PipelineSteps()
+    with output.step("retrain") as parent:
+        for _ in range(2):  # e.g. a retraining that runs the pipeline twice
+            steps.pipeline_started("shipway-training", 3)
+            for task in ("fetch", "train", "gate"):
+                steps.task_started(task)
+                steps.task_finished(task, True, 0.1)
+        assert (parent.done, parent.total) == (6, 6)
+    with output.step("replay", total=10) as other:  # counts rows, not components
+        steps.pipeline_started("shipway-training", 3)
+        assert other.total == 10
+
+
 def test_a_failing_reporter_never_fails_the_run() -> None:
     class Broken(output.PipelineSteps):
         def task_started(self, task: str) -> None:
