@@ -13,12 +13,11 @@ import typer
 from rich.markup import escape
 
 from shipway.cli import logs, output
-from shipway.cli.output import console, err_console
+from shipway.cli.output import console as console  # every command prints through these
+from shipway.cli.output import err_console as err_console
 from shipway.settings import Settings, get_settings
 from shipway.spec import SpecError, UseCaseSpec
 from shipway.usecases import load_usecase
-
-__all__ = ["console", "err_console"]  # every command prints through output's consoles
 
 app = typer.Typer(
     name="shipway",
