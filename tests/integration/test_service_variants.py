@@ -1,4 +1,7 @@
-"""Champion/challenger, hot reload, auth, faults and durability of the real served app.
+"""The real served app's variants: champion/challenger split and shadow, hot reload,
+bearer auth, a registry empty at start (503, then ready) and a model failing at predict
+time (500 without leaking). Durability (every acknowledged prediction survives kill -9)
+is tests/integration/test_faults.py's.
 
 A private MLflow registry per module (copies of the session champion, plus a model that
 fails at predict time) keeps the session registry untouched while aliases move here.
