@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable
 from datetime import datetime
@@ -31,6 +32,8 @@ runs them in processes whose output is captured, and an in-process run says no m
 NOISY = ("feast", "urllib3", "alembic", "dvc", "httpx", "httpcore", "git")
 """Held at WARNING even in the file: per-request and per-call chatter (and httpcore's
 request lines, which must not land in a log)."""
+MLFLOW_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
+"""The loggers MLflow gives a stderr handler of its own (and no propagation) on import."""
 KEEP_LOGS = 50
 """Log files kept per state directory; older ones are removed when a new one starts."""
 
@@ -202,6 +205,10 @@ def configure(
     # MLflow's loggers write to stderr past any handler unless told not to configure
     # themselves: this way their records take the same route as every other library's
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    if "mlflow" in sys.modules:  # configured already (imported earlier in this process)
+        for name in MLFLOW_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate = [], True
     if not verbose:  # MLflow's per-download tqdm bars (also in the pipeline's steps)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return _path

@@ -36,9 +36,15 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, warnings.filters[:], warnings.showwarning)
     levels = {n: logging.getLogger(n).level for n in logs.NOISY}
+    mlflow = {
+        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate)
+        for n in logs.MLFLOW_LOGGERS
+    }
     try:
         yield
     finally:
+        for n, (handlers, propagate) in mlflow.items():
+            logging.getLogger(n).handlers, logging.getLogger(n).propagate = handlers, propagate
         output.teardown()
         root.handlers[:], warnings.filters[:] = saved[0], saved[2]
         root.setLevel(saved[1])
