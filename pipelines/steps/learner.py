@@ -7,7 +7,9 @@ numbers (native NaN handling) with a defined prediction instead of an error.
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import logging
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,13 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from shipway.spec import Task, UseCaseSpec
+from shipway.spec import ModelConfig, Task, UseCaseSpec
+
+log = logging.getLogger(__name__)
+ALGORITHMS: tuple[str, ...] = get_args(ModelConfig.model_fields["algorithm"].annotation)
+"""Every ``model.algorithm`` the spec accepts."""
+LINEAR_PARAMS = {"C", "alpha"}
+"""What the linear learner takes: C (logistic regression), alpha (ridge)."""
 
 # Each estimator family is imported where the spec chooses it: every KFP step that loads
 # or fits a model is a fresh process, and sklearn.ensemble (random forests) is not needed
@@ -23,27 +31,67 @@ from shipway.spec import Task, UseCaseSpec
 
 
 def hyperparameters(spec: UseCaseSpec, params: dict[str, Any]) -> dict[str, Any]:
-    """params.yaml ``train.<algorithm>`` merged with ``train.overrides.<usecase>``."""
+    """params.yaml ``train.<algorithm>``, then the use case's ``train.overrides.<usecase>``.
+
+    A use case's overrides are tuned for one learner (``shipway init`` writes small-data
+    LightGBM trees: ``learning_rate``, ``num_leaves``...), and its spec may switch to
+    another algorithm: a random forest would fail on ``learning_rate``. So overrides under
+    ``overrides.<usecase>.<algorithm>`` apply to that algorithm only, and top-level
+    overrides apply where the estimator takes them; the others are skipped, with a warning
+    that names them.
+    """
     train = params.get("train", {}) or {}
-    base = dict(train.get(spec.model.algorithm, {}) or {})
-    base.update((train.get("overrides", {}) or {}).get(spec.name, {}) or {})
-    return base
+    algo = spec.model.algorithm
+    hp = dict(train.get(algo, {}) or {})
+    overrides = dict((train.get("overrides", {}) or {}).get(spec.name, {}) or {})
+    per_algorithm = {a: overrides.pop(a) for a in ALGORITHMS if isinstance(overrides.get(a), dict)}
+    accepted = _accepted(spec)
+    skipped = sorted(k for k in overrides if accepted is not None and k not in accepted)
+    if skipped:
+        log.warning(
+            "params.yaml train.overrides.%s: %s not taken by %s, skipped (nest overrides "
+            "for one algorithm under train.overrides.%s.<algorithm>)",
+            spec.name,
+            ", ".join(skipped),
+            algo,
+            spec.name,
+        )
+    hp.update((k, v) for k, v in overrides.items() if k not in skipped)
+    hp.update(per_algorithm.get(algo, {}))
+    return hp
+
+
+def _estimator_class(spec: UseCaseSpec) -> type | None:
+    """The tree estimator's class; None for the linear learner (it takes LINEAR_PARAMS)."""
+    clf = spec.target.task is Task.binary_classification
+    if spec.model.algorithm == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        return LGBMClassifier if clf else LGBMRegressor
+    if spec.model.algorithm == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        return RandomForestClassifier if clf else RandomForestRegressor
+    return None
+
+
+def _accepted(spec: UseCaseSpec) -> set[str] | None:
+    """The hyperparameter names the spec's estimator takes; None: any name (LightGBM's
+    ``**kwargs`` go to the booster, which knows its own parameters and aliases)."""
+    cls = _estimator_class(spec)
+    if cls is None:
+        return LINEAR_PARAMS
+    kinds = {p.kind for p in inspect.signature(cls).parameters.values()}
+    return None if inspect.Parameter.VAR_KEYWORD in kinds else set(cls().get_params())
 
 
 def _estimator(spec: UseCaseSpec, hp: dict[str, Any]) -> Any:
-    clf = spec.target.task is Task.binary_classification
-    algo = spec.model.algorithm
-    if algo == "lightgbm":
-        from lightgbm import LGBMClassifier, LGBMRegressor
-
-        return (LGBMClassifier if clf else LGBMRegressor)(**hp)
-    if algo == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
-        return (RandomForestClassifier if clf else RandomForestRegressor)(**hp)
+    cls = _estimator_class(spec)
+    if cls is not None:
+        return cls(**hp)
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    if clf:
+    if spec.target.task is Task.binary_classification:
         return LogisticRegression(C=float(hp.get("C", 1.0)), max_iter=2000)
     return Ridge(alpha=float(hp.get("alpha", 1.0)))
 

@@ -115,7 +115,34 @@ def to_onnx(spec: UseCaseSpec, model: Any) -> bytes:
     onx = sk_to_onnx(
         model, initial_types=inputs, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
     )
+    if spec.model.algorithm == "random_forest":
+        _missing_values_as_trained(onx, model.steps[-1][1])
     return bytes(onx.SerializeToString())
+
+
+def _missing_values_as_trained(onx: Any, forest: Any) -> None:
+    """Send a missing value down the side each split of ``forest`` learned for it.
+
+    scikit-learn's trees learn, per split, where rows with a missing value go
+    (``tree_.missing_go_to_left``); skl2onnx writes "missing goes right" at every split of
+    a random forest, so an applicant with no declared income scored 0.35 in ONNX and 0.81
+    natively. The ONNX tree ensemble has the same per-split switch
+    (``nodes_missing_value_tracks_true``): it gets each tree's own value.
+    """
+    from onnx import helper
+
+    (node,) = [n for n in onx.graph.node if n.op_type in _TREE_OPS]
+    attrs = {a.name: a for a in node.attribute}
+    trees, ids = attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints
+    modes = attrs["nodes_modes"].strings
+    tracks = [
+        int(mode != b"LEAF" and bool(forest.estimators_[t].tree_.missing_go_to_left[i]))
+        for t, i, mode in zip(trees, ids, modes, strict=True)
+    ]
+    name = "nodes_missing_value_tracks_true"
+    if name in attrs:
+        node.attribute.remove(attrs[name])
+    node.attribute.append(helper.make_attribute(name, tracks))
 
 
 def onnx_inputs(spec: UseCaseSpec, x: pd.DataFrame) -> pd.DataFrame:

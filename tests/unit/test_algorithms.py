@@ -177,16 +177,27 @@ def test_mlflow_refuses_a_learner_whose_types_are_not_trusted(tmp_path: Path) ->
         )
 
 
+def awkward(spec: UseCaseSpec, x: pd.DataFrame) -> pd.DataFrame:
+    """``x`` with what serving meets too: missing numbers (a nullable field sent as null)
+    in every numeric column and categories training never saw, on a third of the rows."""
+    out = x.copy()
+    for j, col in enumerate(spec.model_feature_names):
+        rows = out.index[(np.arange(len(out)) + j) % 3 == 0]
+        out.loc[rows, col] = "__unseen__" if col in spec.categorical_features else np.nan
+    return out
+
+
 @pytest.mark.parametrize(("algorithm", "task"), MATRIX)
 def test_onnx_export_passes_parity_at_the_default_tolerance(algorithm: str, task: Task) -> None:
-    c = case(algorithm, task)
+    c, model = case(algorithm, task), fitted(algorithm, task)
     assert c.spec.acceptance.onnx_tolerance == DEFAULT_TOLERANCE
-    onx = onnx_export.to_onnx(c.spec, fitted(algorithm, task))
-    parity = onnx_export.compare(c.spec, fitted(algorithm, task), onx, c.x_test)
-    assert parity.rows == len(c.x_test) > 100
-    assert parity.passed, parity
-    if task is Task.binary_classification:
-        assert parity.class_disagreements == 0
+    onx = onnx_export.to_onnx(c.spec, model)
+    for x in (c.x_test, awkward(c.spec, c.x_test)):
+        parity = onnx_export.compare(c.spec, model, onx, x)
+        assert parity.rows == len(c.x_test) > 100
+        assert parity.passed, parity
+        if task is Task.binary_classification:
+            assert parity.class_disagreements == 0
 
 
 def _corrupt(onx: bytes) -> bytes:
@@ -267,3 +278,40 @@ def test_regression_parity_is_relative_above_one_and_absolute_below() -> None:
     assert not onnx_export.measure(spec, np.array([0.5]), np.array([0.5015])).passed
     assert not onnx_export.measure(spec, np.array([1.0, 2.0]), np.array([1.0, np.nan])).passed
     assert onnx_export.measure(spec, np.array([np.nan]), np.array([np.nan])).passed
+
+
+def test_use_case_overrides_tuned_for_one_learner_do_not_break_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """credit_risk's overrides are small-data LightGBM trees; a random forest takes
+    n_estimators but no learning_rate (it used to fail the fit with a TypeError)."""
+    spec, parts = generated(Task.binary_classification)
+    params = {
+        "train": {
+            "lightgbm": {"verbose": -1},
+            "random_forest": {"n_jobs": 1},
+            "overrides": {
+                spec.name: {
+                    "n_estimators": 20,
+                    "learning_rate": 0.03,
+                    "num_leaves": 7,
+                    "random_forest": {"max_depth": 3},
+                }
+            },
+        }
+    }
+    want = {
+        "lightgbm": {"verbose": -1, "n_estimators": 20, "learning_rate": 0.03, "num_leaves": 7},
+        "random_forest": {"n_jobs": 1, "n_estimators": 20, "max_depth": 3},
+        "linear": {},
+    }
+    x = model_frame(spec, parts["train"])
+    y = target_vector(spec, parts["train"])
+    for algorithm in ALGORITHMS:
+        s = with_algorithm(spec, algorithm)
+        caplog.clear()
+        hp = learner.hyperparameters(s, params)
+        assert hp == want[algorithm]
+        if algorithm == "random_forest":
+            assert "learning_rate, num_leaves not taken by random_forest" in caplog.text
+        learner.fit(s, hp, x, y)
