@@ -1,6 +1,8 @@
 """One table of every benchmark's ratios against its goal (``make bench`` ends with it).
 
 ``python -m benchmarks.report --markdown`` prints the rows pasted into the README.
+Exits 1 when any goal is missed (or nothing was recorded), so ``make bench`` fails then;
+the benchmarks before it have already written their results.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def main() -> int:
                 f"{r.get('goal', '')} {mark}"
             )
     print(f"\n{missed} goal(s) missed" if not md else "")
-    return 0
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
