@@ -292,7 +292,14 @@ def test_feedback(client: httpx.Client, body: dict, settings: Settings) -> None:
 
     rid = client.post("/predict", json=body).json()["request_id"]
     ok = client.post("/feedback", json={"request_id": rid, "actual": 123.4})
-    assert ok.status_code == 200 and ok.json() == {"request_id": rid, "recorded": True}
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {
+        "request_id": rid,
+        "recorded": True,
+        "status": "recorded",
+        "revision": 1,
+        "actual": 123.4,
+    }
     window = PredictionLog(settings.prediction_log).window("hotel_rates")
     assert window.set_index("request_id").loc[rid, "actual"] == pytest.approx(123.4)
     unknown = client.post("/feedback", json={"request_id": "no-such-id", "actual": 1.0})
