@@ -85,11 +85,22 @@ def version_cmd(usecase: UsecaseOpt = None) -> None:
 
 
 def run_tool(args: list[str], cwd: object) -> None:
-    """Run a child tool from this venv; its failure becomes a clear user error."""
+    """Run a child tool from this venv, its output to the log file (terminal: --verbose);
+    its failure becomes a clear user error quoting the tool's last lines."""
+    from shipway.cli.output import detail
+
     env = {**os.environ, "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(args, cwd=str(cwd), env=env)
+    proc = subprocess.run(
+        args, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    for line in proc.stdout.splitlines():
+        detail(line, args[0])
     if proc.returncode != 0:
-        raise UserError(f"`{' '.join(args)}` failed with exit code {proc.returncode}")
+        tail = "\n".join(proc.stdout.strip().splitlines()[-8:])
+        raise UserError(
+            f"`{' '.join(args)}` failed with exit code {proc.returncode}"
+            + (f":\n{tail}" if tail else "")
+        )
 
 
 @data_app.command("repro")

@@ -6,24 +6,21 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from rich.rule import Rule
+from rich.markup import escape
 from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, app, console, context, friendly
 from shipway.cli.data import run_tool
+from shipway.cli.output import announce_log, captured, pipeline_steps, say, step
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
-
-
-def _step(n: int, title: str) -> None:
-    console.print(Rule(f"[bold]step {n}: {title}"))
 
 
 @app.command("demo")
 @friendly
 def demo_cmd(
     usecase: UsecaseOpt = None,
-    top: Annotated[int, typer.Option(help="How many agents/countries to print.")] = 3,
+    top: Annotated[int, typer.Option(help="How many of the busiest entities to show.")] = 3,
     loop: Annotated[
         bool, typer.Option(help="Go on after training: serve, replay, monitor, retrain.")
     ] = True,
@@ -35,69 +32,63 @@ def demo_cmd(
         ),
     ] = 400,
 ) -> None:
-    """Run the main job end to end on embedded defaults and print what happened."""
-    from feature_repo.store import apply, feature_store, materialize, online_entity
+    """Run the main job end to end on embedded defaults and print what happened.
+
+    One line per step with its result and time; everything else (DVC, Feast, kfp.local,
+    MLflow) goes to the log file whose path is printed first (--verbose shows it all).
+    Re-runnable: a second run trains a new candidate, keeps the champion when the
+    candidate does not beat it, and still serves and monitors a champion. Exits 1 when a
+    step fails or no champion can be served.
+    """
+    from feature_repo.store import apply, feature_store, materialize
     from shipway.lineage import data_version
     from shipway.usecases import load_all
 
     settings, spec = context(usecase)
-    _step(1, "data: ingest -> validate -> features (dvc repro), push to the DVC remote")
-    run_tool(["dvc", "repro", "features"], settings.root)
-    run_tool(["dvc", "push", "-q"], settings.root)
-    version = data_version(settings.root, settings.data, spec.name)
-    console.print(f"data version (DVC md5 of data/{spec.name}/features): [bold]{version}[/]")
+    announce_log()
+    with step("step 1: data: ingest -> validate -> features (dvc repro), DVC push") as s:
+        run_tool(["dvc", "repro", "features"], settings.root)
+        run_tool(["dvc", "push", "-q"], settings.root)
+        version = data_version(settings.root, settings.data, spec.name)
+        s.ok(f"data version {version} (DVC md5 of data/{spec.name}/features)")
 
-    _step(2, "Feast: apply definitions, materialize the online store")
-    store = feature_store(settings)
-    names = apply(store, load_all(settings), settings.data)
-    console.print(
-        f"applied {len(names)} Feast objects; feature service {spec.feature_service_name}"
-    )
-    end = materialize(store, spec, settings.data)
-    console.print(f"materialized up to {end:%Y-%m-%d}")
-
-    _step(3, "online features of the busiest entities")
-    events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
-    for ef in spec.entity_features:
-        table = Table(
-            ef.entity, *[a.name for a in ef.aggregates], title=f"stored {ef.entity} features"
+    with step("step 2: Feast: apply definitions, materialize the online store") as s:
+        with captured("feast"):
+            store = feature_store(settings)
+            names = apply(store, load_all(settings), settings.data)
+            end = materialize(store, spec, settings.data)
+        s.ok(
+            f"{len(names)} objects, feature service {spec.feature_service_name}, "
+            f"materialized up to {end:%Y-%m-%d}"
         )
-        for key in events[ef.entity].value_counts().head(top).index:
-            values = online_entity(store, spec, ef.entity, str(key))
-            table.add_row(
-                str(key),
-                *[
-                    "missing" if values[a.name] is None else f"{values[a.name]:,.1f}"
-                    for a in ef.aggregates
-                ],
-            )
-        console.print(table)
 
-    _step(4, "train: the KFP pipeline through kfp.local -> MLflow registry, gated")
+    _show_online_features(settings, spec, store, top)
+
     from pipelines.runner import run_local
     from shipway.cli.train import print_result
 
     rev = data_rev_for_demo(settings.root)
-    console.print(
-        f"training on data revision [bold]{rev}[/] (pipeline {spec.feature_service_name})"
-    )
-    result = run_local(settings, spec.name, rev)
+    with (
+        pipeline_steps(),
+        step(f"step 4: train: the KFP pipeline (kfp.local) on data {rev}, gated") as s,
+    ):
+        result = run_local(settings, spec.name, rev)
+        s.ok(f"{result['model']} v{result['version']}")
     print_result(result)
-    console.print(
-        f"MLflow: {settings.tracking_uri}  (browse: mlflow ui --backend-store-uri "
-        f"{settings.tracking_uri})"
+    say(
+        f"  [dim]MLflow: {settings.tracking_uri} (browse: mlflow ui --backend-store-uri "
+        f"{settings.tracking_uri})[/]"
     )
     serving = _champion_to_serve(settings, spec, result)
     if not loop:
-        console.print(
-            f"[green]done[/]: {spec.name} data {version} -> champion {result['model']} v{serving}"
-        )
+        say(f"[green]done[/]: {spec.name} data {version} -> champion {result['model']} v{serving}")
         return
     from shipway.cli.loop import run_loop
 
-    out = run_loop(settings, spec, console, n=replay, step=5)
-    console.print(Rule("[bold]summary"))
-    summary = Table("what", "result")
+    out = run_loop(settings, spec, n=replay, first=5)
+    summary = Table(title="summary")
+    summary.add_column("what")
+    summary.add_column("result", overflow="fold")  # paths are read whole, never cut
     summary.add_row("data version (DVC md5)", version)
     summary.add_row(
         "trained this run",
@@ -125,11 +116,37 @@ def demo_cmd(
         )
     )
     if out.get("retrain") == "failed":
-        console.print(
-            f"[red]the retraining run failed[/]: {out.get('retrain_error')}; "
+        say(
+            f"[red]the retraining run failed[/]: {escape(str(out.get('retrain_error')))}; "
             f"see {settings.state / 'retraining' / (spec.name + '.jsonl')}"
         )
         raise typer.Exit(1)
+
+
+def _show_online_features(settings: Settings, spec: UseCaseSpec, store: Any, top: int) -> None:
+    """Step 3: what the online store serves for the busiest entities (a table each)."""
+    from feature_repo.store import online_entity
+
+    with step("step 3: online features of the busiest entities") as s:
+        events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
+        tables = []
+        for ef in spec.entity_features:
+            table = Table(title=f"stored {ef.entity} features")
+            for name in (ef.entity, *[a.name for a in ef.aggregates]):
+                table.add_column(name, overflow="fold")
+            for key in events[ef.entity].value_counts().head(top).index:
+                values = online_entity(store, spec, ef.entity, str(key))
+                table.add_row(
+                    str(key),
+                    *[
+                        "missing" if values[a.name] is None else f"{values[a.name]:,.1f}"
+                        for a in ef.aggregates
+                    ],
+                )
+            tables.append(table)
+        s.ok(f"{len(tables)} feature views" if tables else "no stored features in the spec")
+    for table in tables:
+        console.print(table)
 
 
 def _champion_to_serve(settings: Settings, spec: UseCaseSpec, result: dict[str, Any]) -> str:
@@ -148,10 +165,12 @@ def _champion_to_serve(settings: Settings, spec: UseCaseSpec, result: dict[str, 
     )
     v = f"{result['model']}@{result['version']}"
     if champ is not None:
-        console.print(f"{v} was not promoted ({why}); champion v{champ.version} keeps serving")
+        say(
+            f"{escape(v)} was not promoted ({escape(why)}); champion v{champ.version} keeps serving"
+        )
         return str(champ.version)
-    console.print(
-        f"[red]no champion to serve[/]: {v} was not promoted ({why}).\n"
+    say(
+        f"[red]no champion to serve[/]: {escape(v)} was not promoted ({escape(why)}).\n"
         "A governed promotion is a human decision:\n"
         f"  shipway gate production-readiness {v}\n"
         f"  shipway approve {v} --by NAME --comment '...'\n"

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 import pandas as pd
-from rich.console import Console
 from rich.table import Table
 
 from shipway.data.readiness import EVENT_TS
@@ -64,6 +63,7 @@ def replay(
 ) -> list[dict[str, Any]]:
     """POST every row to /predict, then its outcome to /feedback; return the answers."""
     from services.demo import request_body
+    from shipway.cli.output import progress
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -86,7 +86,8 @@ def replay(
             return ans
 
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(one, rows.iterrows()))
+        answers = pool.map(one, rows.iterrows())
+        return list(progress(answers, "replay /predict + /feedback", total=len(rows)))
 
 
 def wait_for_version(
@@ -105,7 +106,10 @@ def wait_for_version(
     return ans
 
 
-def summarise(console: Console, answers: list[dict[str, Any]], spec: UseCaseSpec) -> None:
+def summarise(answers: list[dict[str, Any]], spec: UseCaseSpec) -> None:
+    """The replay's error per event month, as served (a table on the terminal)."""
+    from shipway.cli.output import console
+
     df = pd.DataFrame(answers)
     df["month"] = pd.to_datetime(df["event_time"]).dt.strftime("%Y-%m")
     df["err"] = (df["prediction"] - df["actual"]).abs()
@@ -126,39 +130,38 @@ def summarise(console: Console, answers: list[dict[str, Any]], spec: UseCaseSpec
     console.print(table)
 
 
-def run_loop(
-    settings: Settings, spec: UseCaseSpec, console: Console, n: int = 400, step: int = 5
-) -> dict[str, Any]:
-    """Serve -> replay with feedback -> monitor -> retrain (gated) -> hot reload."""
-    from rich.rule import Rule
-
+def run_loop(settings: Settings, spec: UseCaseSpec, n: int = 400, first: int = 5) -> dict[str, Any]:
+    """Serve -> replay with feedback -> monitor -> retrain (gated) -> hot reload; one step
+    line each, numbered from ``first``."""
     from monitoring.exporter import MonitorMetrics
     from monitoring.monitor import run_window
     from monitoring.trigger import maybe_retrain
     from pipelines.steps import registry
     from services.demo import start_service, wait_ready
-
-    def stepline(title: str) -> None:
-        nonlocal step
-        console.print(Rule(f"[bold]step {step}: {title}"))
-        step += 1
+    from shipway.cli.output import detail, pipeline_steps, say, step
 
     out: dict[str, Any] = {}
-    stepline("serve the champion with BentoML (Feast online features, durable log)")
-    handle = start_service(settings, spec, settings.service_port)
-    prom = None
+    handle, prom = None, None
     metrics = MonitorMetrics()
     try:
-        wait_ready(handle)
-        console.print(
-            f"service ready at {handle.url}  (OpenAPI {handle.url}/docs, "
-            f"metrics {handle.url}/metrics)"
-        )
-        from prometheus_client import start_http_server
+        with step(f"step {first}: serve the champion with BentoML") as s:
+            handle = start_service(settings, spec, settings.service_port)
+            wait_ready(handle)
+            from prometheus_client import start_http_server
 
-        monitor_port = free_port()
-        start_http_server(monitor_port, registry=metrics.registry)
-        prom = _start_prometheus(settings, settings.service_port, monitor_port, console)
+            monitor_port = free_port()
+            start_http_server(monitor_port, registry=metrics.registry)
+            prom = _start_prometheus(settings, settings.service_port, monitor_port)
+            s.ok(
+                f"{handle.url} (Swagger UI {handle.url}/, OpenAPI {handle.url}/docs.json, "
+                f"metrics {handle.url}/metrics)"
+                + (f"; Prometheus {prom.url}" if prom is not None else "")
+            )
+        if prom is None:
+            say(
+                "[yellow]Prometheus not found[/]: install it with "
+                "`sudo apt-get install prometheus` to have the demo scraped"
+            )
 
         client = registry.connect(settings.tracking_uri)
         before = registry.alias_version(client, spec.registered_model_name, registry.CHAMPION)
@@ -168,59 +171,69 @@ def run_loop(
                 f"no labelled {spec.name} rows after the champion's training window to "
                 "replay: the data ends where the champion's training ended"
             )
-        stepline(
-            f"replay {len(rows)} later events ({rows[EVENT_TS].min():%Y-%m-%d} to "
-            f"{rows[EVENT_TS].max():%Y-%m-%d}) through /predict, outcomes via /feedback"
-        )
-        began = datetime.now(UTC)
-        answers = replay(handle.url, spec, rows)
-        ended = datetime.now(UTC)
-        summarise(console, answers, spec)
+        with step(
+            f"step {first + 1}: replay {len(rows)} later events "
+            f"({rows[EVENT_TS].min():%Y-%m-%d} to {rows[EVENT_TS].max():%Y-%m-%d}) through "
+            "/predict, outcomes via /feedback"
+        ) as s:
+            began = datetime.now(UTC)
+            answers = replay(handle.url, spec, rows)
+            ended = datetime.now(UTC)
+            s.ok(f"{len(answers)} predictions answered, {len(answers)} labels recorded")
+        summarise(answers, spec)
         out["replayed"] = len(answers)
 
-        stepline("monitor: Evidently drift + live performance vs the training reference")
-        result = run_window(settings, spec, start=began, end=ended, by="ts", metrics=metrics)
-        console.print(result.summary())
+        with step(
+            f"step {first + 2}: monitor: Evidently drift + live performance vs the reference"
+        ) as s:
+            result = run_window(settings, spec, start=began, end=ended, by="ts", metrics=metrics)
+            s.ok(
+                ("DRIFT" if result.drift_detected else "no drift")
+                + (", performance DEGRADED" if result.degraded else "")
+            )
         out["drift_detected"], out["degraded"] = result.drift_detected, result.degraded
         out["report"] = str(result.summary_path)
 
-        stepline("retrain on the newest labelled data when drift/degradation holds (gated)")
         as_of = pd.Timestamp(rows[EVENT_TS].max()).date().isoformat()
-        decision = maybe_retrain(settings, spec, result, as_of=as_of)
-        out["retrain"] = decision.get("outcome")
-        out["retrain_error"] = decision.get("error") or (decision.get("result") or {}).get("error")
-        if out["retrain_error"]:
-            out["retrain"] = "failed"
-        console.print(
-            f"trigger decision: [bold]{decision.get('outcome')}[/] — {decision.get('reason')}"
-        )
-        res = decision.get("result") or {}
+        with (
+            pipeline_steps(),
+            step(f"step {first + 3}: retrain on data up to {as_of} if drift or degradation") as s,
+        ):
+            decision = maybe_retrain(settings, spec, result, as_of=as_of)
+            out["retrain"] = decision.get("outcome")
+            res = decision.get("result") or {}
+            out["retrain_error"] = decision.get("error") or res.get("error")
+            if out["retrain_error"]:
+                out["retrain"] = "failed"
+                s.fail(f"retraining failed: {out['retrain_error']}")
+            else:
+                s.ok(f"{decision.get('outcome')}: {decision.get('reason')}")
         after = registry.alias_version(client, spec.registered_model_name, registry.CHAMPION)
         out["champion_before"] = before.version if before else None
         out["champion_after"] = after.version if after else None
-        if res:
+        if res and "version" in res:
             from shipway.cli.train import print_result
 
             print_result(res)
             out["retrained_version"] = res.get("version")
             out["comparison"] = cmp = res.get("champion_comparison") or {}
             if "champion_metric" in cmp:
-                metric = spec.acceptance.metric
-                console.print(
-                    f"on {cmp['comparison_rows']} rows neither model trained on: retrained "
-                    f"v{res.get('version')} {metric} "
+                say(
+                    f"  on {cmp['comparison_rows']} rows neither model trained on: retrained "
+                    f"v{res.get('version')} {spec.acceptance.metric} "
                     f"{cmp['candidate_metric_on_comparison_rows']:.4g}, champion "
                     f"v{before.version if before else '?'} {cmp['champion_metric']:.4g}"
                 )
         if after and before and str(after.version) != str(before.version):
-            ans = wait_for_version(handle.url, spec, rows.iloc[-1], str(after.version))
-            console.print(
-                f"the running service now answers with {ans.get('model_name')} "
-                f"v{ans.get('model_version')} (hot reload, no restart)"
-            )
-            out["served_after"] = ans.get("model_version")
+            with step("the running service picks up the new champion (hot reload)") as s:
+                ans = wait_for_version(handle.url, spec, rows.iloc[-1], str(after.version))
+                out["served_after"] = ans.get("model_version")
+                if str(ans.get("model_version")) == str(after.version):
+                    s.ok(f"answers with {ans.get('model_name')} v{ans.get('model_version')}")
+                else:
+                    s.fail(f"still answers with v{ans.get('model_version')}")
         else:
-            console.print(
+            say(
                 "champion unchanged: the service keeps answering with "
                 f"v{before.version if before else '?'}"
             )
@@ -229,31 +242,28 @@ def run_loop(
 
             up = wait_for(prom.url, "up == 1", lambda s: len(s) >= 2, timeout=60)
             out["prometheus_targets_up"] = len(up)
-            console.print(
+            say(
                 f"Prometheus at {prom.url} scrapes {len(up)} targets: "
                 + ", ".join(sorted(str(x.labels.get("job")) for x in up))
             )
     finally:
-        handle.stop()
+        if handle is not None:
+            detail(f"service log: {handle.log_path}")
+            handle.stop()
         if prom is not None:
             prom.stop()
-    console.print(
+    say(
         f"reports: {settings.state / 'monitoring' / spec.name / 'index.html'}; "
         f"retraining log: {settings.state / 'retraining' / (spec.name + '.jsonl')}"
     )
     return out
 
 
-def _start_prometheus(
-    settings: Settings, service_port: int, monitor_port: int, console: Console
-) -> Any:
+def _start_prometheus(settings: Settings, service_port: int, monitor_port: int) -> Any:
+    """A real Prometheus scraping the service and the monitor (None when not installed)."""
     from monitoring.prometheus_config import PrometheusConfig, find_prometheus, start_prometheus
 
     if find_prometheus() is None:
-        console.print(
-            "[yellow]Prometheus not found[/]: install it with "
-            "`sudo apt-get install prometheus` to have the demo scraped"
-        )
         return None
     cfg = PrometheusConfig(
         service_targets=[f"127.0.0.1:{service_port}"],
@@ -262,6 +272,4 @@ def _start_prometheus(
     )
     workdir = settings.state / "prometheus"
     workdir.mkdir(parents=True, exist_ok=True)
-    server = start_prometheus(cfg, free_port(), workdir=workdir)
-    console.print(f"Prometheus started at {server.url} (config {server.config_file})")
-    return server
+    return start_prometheus(cfg, free_port(), workdir=workdir)

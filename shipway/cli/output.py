@@ -9,7 +9,7 @@ the rest on the terminal too.
 
 The pieces a command uses:
 
-* ``with step("train credit_risk") as s: ...; s.ok("v3, gate passed")`` prints one line
+* ``with step("train <usecase>") as s: ...; s.ok("v3, gate passed")`` prints one line
   with a mark, the result and the elapsed time (``✗`` and the error's type when the
   block raises); steps nest, and a live spinner shows what runs meanwhile (terminals only).
 * ``for row in progress(rows, "replay"):`` draws a progress bar for long work.
