@@ -172,8 +172,10 @@ def readiness_gate(settings: Settings, usecase: str) -> GateState:
     except (OSError, ValueError) as exc:
         return GateState("data_readiness", "failed", f"unreadable report: {exc}", str(path))
     failed = [f"{c['column']} {c['rule']}" for c in d.get("checks", []) if not c.get("passed")]
+    through = str(d.get("data_through") or "")[:10]
     detail = (
-        f"{len(d.get('checks', []))} rules on {d.get('rows')} rows, {d.get('checked_at', '')[:10]}"
+        f"{len(d.get('checks', []))} rules on {d.get('rows')} rows"
+        + (f", data through {through}" if through else "")
         if not failed
         else "failed: " + "; ".join(failed[:3])
     )

@@ -2,9 +2,9 @@
 
 ``ensure()`` runs tools/install-tools.sh (idempotent: a no-op in milliseconds once done) and
 returns the paths of helm, kubectl, checkov, kubernetes-validate and hadolint under .tools/.
-Used by tests/integration/test_chart.py and test_dockerfiles.py through ``for_pytest()``,
-which turns a ``ToolchainError`` into a skip on a developer machine and a failure under
-CI=true.
+Used by tests/integration/test_chart.py and test_dockerfiles.py through
+``tests.conftest.chart_tools()``, which turns a ``ToolchainError`` into a skip on a
+developer machine and a failure under CI=true (the suite's one CI-aware rule).
 """
 
 from __future__ import annotations
@@ -67,15 +67,3 @@ def ensure(timeout: float = 1800) -> Toolchain:
     if missing:
         raise ToolchainError(f"tools missing after install: {', '.join(missing)}")
     return tools
-
-
-def for_pytest() -> Toolchain:
-    """``ensure()`` for a test fixture: skip when a tool is missing, fail under CI=true."""
-    import pytest
-
-    try:
-        return ensure()
-    except ToolchainError as err:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI must provide the chart tools: {err}")
-        pytest.skip(f"chart tools unavailable (run tools/install-tools.sh): {err}")

@@ -137,7 +137,7 @@ def data_readiness(
     if report is not None:
         facts["readiness"] = {
             "rows": report.get("rows"),
-            "checked_at": report.get("checked_at"),
+            "data_through": report.get("data_through") or None,
             "rules": len(report.get("checks", [])),
             "group_counts": report.get("group_counts", {}),
             "window_counts": report.get("window_counts", {}),

@@ -46,9 +46,6 @@ REF_PERIOD = ("2017-01-01", "2017-03-01")  # the champion's validation (referenc
 DAY_A, DAY_B = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
 
 
-require_session_champion = session_champion  # test_trigger's name for it
-
-
 @pytest.fixture(scope="module")
 def mon_settings(
     request: pytest.FixtureRequest, settings: Settings, tmp_path_factory: pytest.TempPathFactory

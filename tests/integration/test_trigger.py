@@ -31,8 +31,7 @@ from monitoring.webhook import TriggerServer
 from pipelines.steps import registry
 from shipway.settings import Settings
 from shipway.spec import UseCaseSpec
-from tests.conftest import ROOT, free_port, require
-from tests.integration.test_monitor import registry_copy, require_session_champion
+from tests.conftest import ROOT, free_port, registry_copy, require, session_champion
 
 pytestmark = pytest.mark.integration
 
@@ -179,8 +178,7 @@ def strong_champion(
     retraining would use now, so the candidate cannot beat it by the spec's margin."""
     for key in ("SHIPWAY_ROOT", "SHIPWAY_STATE_DIR", "SHIPWAY_DATA_DIR"):
         monkeypatch.setenv(key, os.environ.get(key, ""))  # run_local exports; restored after
-    require_session_champion(request)
-    return registry_copy(settings, tmp_path)
+    return registry_copy(settings, tmp_path, session_champion(request))
 
 
 def test_a_candidate_failing_the_gate_never_becomes_champion(
