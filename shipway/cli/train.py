@@ -75,11 +75,41 @@ def print_result(res: dict[str, Any]) -> None:
     say("  [dim]" + escape(" · ".join(f"{k} {v}" for k, v in where if v)) + "[/]")
 
 
+def training_rev(root: Path, usecase: str, data_rev: str | None) -> str:
+    """The data revision to train on: ``data_rev``, or the default (HEAD, or the working
+    tree when the use case is not committed, said in one line); a revision without the
+    use case or its data is one line saying what to run, before any pipeline starts."""
+    from pipelines.steps.fetch import RevisionError, check_rev, default_rev
+
+    try:
+        if data_rev is None:
+            data_rev, why = default_rev(root, usecase)
+            if why:
+                say(
+                    escape(
+                        f"training the working tree (--data-rev workspace): {why}; commit "
+                        "the spec, params.yaml and dvc.lock to train a reproducible revision"
+                    )
+                )
+        check_rev(str(root), data_rev, usecase)
+    except RevisionError as exc:
+        raise UserError(str(exc)) from exc
+    return data_rev
+
+
 @app.command("train")
 @friendly
 def train_cmd(
     usecase: UsecaseOpt = None,
-    data_rev: DataRev = "HEAD",
+    data_rev: Annotated[
+        str | None,
+        typer.Option(
+            "--data-rev",
+            help="Git revision of the DVC-tracked data ('workspace' = working tree). Default: "
+            "HEAD when the use case's spec, params.yaml and dvc.lock are committed, else the "
+            "working tree (said in one line).",
+        ),
+    ] = None,
     in_process: Annotated[
         bool,
         typer.Option("--in-process", help="Call the steps directly instead of through kfp.local."),
@@ -99,6 +129,7 @@ def train_cmd(
     from pipelines.runner import run_in_process, run_local
 
     settings, spec = context(usecase)
+    data_rev = training_rev(settings.root, spec.name, data_rev)
     runner = run_in_process if in_process else run_local
     where = "in-process" if in_process else "kfp.local"
     announce_log()
