@@ -130,8 +130,10 @@ def repo_data() -> Path:
 @pytest.fixture(scope="session")
 def settings(session_dir: Path, repo_data: Path) -> Iterator[Settings]:
     """Settings on the repo's DVC data with state (stores, registry) in a temp dir."""
-    s = Settings(root=ROOT, state_dir=session_dir / "state", data_dir=repo_data)
     old = {k: v for k, v in os.environ.items() if k.startswith("SHIPWAY_")}
+    for k in old:  # nothing a test exported before this fixture may redirect the session
+        del os.environ[k]
+    s = Settings(root=ROOT, state_dir=session_dir / "state", data_dir=repo_data)
     s.export_env()
     yield s
     for k in [k for k in os.environ if k.startswith("SHIPWAY_")]:
@@ -227,6 +229,7 @@ def registry_copy(settings: Settings, state: Path, champion: str | None = None) 
         state_dir=state,
         data_dir=settings.data,
         prediction_log_uri=str(state / "predictions.db"),
+        mlflow_tracking_uri=f"sqlite:///{state / 'mlflow.db'}",  # the copy, whatever is exported
     )
     client = registry.connect(s.tracking_uri)
     if champion is None and registry.alias_version(client, "hotel_rates", registry.CHAMPION):

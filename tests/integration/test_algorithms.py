@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -67,18 +68,29 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def world(repo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
-    """Isolated state: an empty registry and a Feast store with both use cases materialized."""
+def world(repo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Isolated state: an empty registry and a Feast store with both use cases materialized.
+
+    Its settings are exported for the module (child processes read them) and the previous
+    SHIPWAY_* environment is put back afterwards: a module fixture runs before the
+    per-test environment guard saves anything, so without this the rest of the session
+    (the session registry included) would point at this module's stores."""
     from feature_repo.store import apply, feature_store, materialize
 
+    saved = {k: v for k, v in os.environ.items() if k.startswith("SHIPWAY_")}
     s = Settings(root=ROOT, state_dir=tmp_path_factory.mktemp("algorithms"), data_dir=repo_data)
     s.export_env()
-    specs = {name: load_usecase(name, s) for name in USECASES}
-    store = feature_store(s)
-    apply(store, list(specs.values()), s.data)
-    for spec in specs.values():
-        materialize(store, spec, s.data)
-    return World(s, store, specs)
+    try:
+        specs = {name: load_usecase(name, s) for name in USECASES}
+        store = feature_store(s)
+        apply(store, list(specs.values()), s.data)
+        for spec in specs.values():
+            materialize(store, spec, s.data)
+        yield World(s, store, specs)
+    finally:
+        for k in [k for k in os.environ if k.startswith("SHIPWAY_")]:
+            del os.environ[k]
+        os.environ.update(saved)
 
 
 def _with_algorithm(fetched: Path, algorithm: str) -> None:

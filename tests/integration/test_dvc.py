@@ -126,7 +126,9 @@ def test_make_data_does_data_and_registers_no_model(clone: Path, tmp_path: Path)
     state = tmp_path / "state"
     state.mkdir()
     uri = f"sqlite:///{state / 'mlflow.db'}"
-    assert MlflowClient(uri).search_registered_models() == []  # the registry exists, empty
+    assert (
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models() == []
+    )  # the registry exists, empty
     env = {**_env(), "SHIPWAY_STATE_DIR": str(state), "SHIPWAY_MLFLOW_TRACKING_URI": uri}
     # -o: the shared venv's stamp counts as up to date (make must not reinstall it)
     proc = subprocess.run(
@@ -142,7 +144,7 @@ def test_make_data_does_data_and_registers_no_model(clone: Path, tmp_path: Path)
     stages = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
     want = {f"{s}@{u}" for s in ("ingest", "validate", "features") for u in usecases}
     assert set(stages) == want, "exactly the data stages ran, for every use case"
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert client.search_model_versions() == [] and client.search_registered_models() == []
     assert not (clone / ".shipway" / "mlflow.db").exists(), "no registry at the default place"
 
@@ -163,7 +165,14 @@ def test_workspace_version_lineage_outlives_the_working_tree(clone: Path, tmp_pa
     _run(["dvc", "repro", "features"], clone)
     _run(["git", "add", "dvc.lock"], clone)  # the user commits the data version
     _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "data"], clone)
-    s = Settings(root=clone, state_dir=tmp_path / "state", data_dir=clone / "data")
+    state = tmp_path / "state"
+    s = Settings(
+        root=clone,
+        state_dir=state,
+        data_dir=clone / "data",
+        mlflow_tracking_uri=f"sqlite:///{state / 'mlflow.db'}",
+        prediction_log_uri=str(state / "predictions.db"),
+    )
     meta = fetch(str(clone), WORKSPACE, "hotel_rates", tmp_path / "fetched")
     spec = load_spec(tmp_path / "fetched" / "usecase.yaml")
     # the lineage tags the register step records for this run (pipelines/steps/tasks.py)
@@ -176,7 +185,9 @@ def test_workspace_version_lineage_outlives_the_working_tree(clone: Path, tmp_pa
         "spec_hash": spec.content_hash(),
         "usecase": spec.name,
     }
-    client = MlflowClient(s.tracking_uri)
+    # explicit registry URI: MlflowClient's default is the process-wide one, which
+    # another test's registry.connect() may have set
+    client = MlflowClient(tracking_uri=s.tracking_uri, registry_uri=s.tracking_uri)
     run = client.create_run(client.create_experiment(spec.name), tags=tags)
     client.set_terminated(run.info.run_id)
     client.create_registered_model(spec.registered_model_name)
