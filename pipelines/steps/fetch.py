@@ -64,7 +64,7 @@ def default_rev(repo: Path, usecase: str) -> tuple[str, str]:
     tree is trained, and the reason is said.
     """
     if _git(repo, "rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
-        return WORKSPACE, f"{repo} has no commit yet"
+        return WORKSPACE, f"{repo} has no git commit yet"
     status = _git(repo, "status", "--porcelain", "--untracked-files=all", "--", *_inputs(usecase))
     changed = sorted({line[3:].split(" -> ")[-1] for line in status.stdout.splitlines()})
     if not changed:

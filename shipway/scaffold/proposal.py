@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from shipway.data.ingest import bin_column, group_column
@@ -34,7 +33,13 @@ from shipway.scaffold.fairness import (
 )
 from shipway.scaffold.leakage import leaks
 from shipway.scaffold.source import parse_source
-from shipway.scaffold.timing import check_windows, event_time, propose_split, windows
+from shipway.scaffold.timing import (
+    check_windows,
+    event_time,
+    file_order_warning,
+    propose_split,
+    windows,
+)
 from shipway.spec import NAME_RE, Binning, Grouping, ModelConfig
 
 PII_WORDS = frozenset({"name", "email", "phone", "address", "ssn", "passport", "iban", "ip"})
@@ -44,8 +49,6 @@ ALGORITHMS: tuple[str, ...] = typing.get_args(ModelConfig.model_fields["algorith
 """The learners the spec accepts (``model.algorithm``)."""
 PLACEHOLDER_OWNER = {"name": "TODO: accountable owner", "email": "owner@example.com", "team": ""}
 """Who owns a use case is a decision, not a fact of the machine init runs on."""
-ORDERED_RHO = 0.3
-"""Rank correlation of the target with file order above which the file looks sorted."""
 
 
 def parse_owner(text: str) -> dict[str, str]:
@@ -234,25 +237,6 @@ def _readiness(
     }
 
 
-def _file_order_note(y: pd.Series, tgt: dict[str, Any]) -> str | None:
-    """A warning when the rows look sorted by the target (in a file without event times,
-    file order is the assumed time order, so the split would be by target value)."""
-    clf = tgt["task"] == "binary_classification"
-    v = (y.astype(str) == tgt["positive_class"]).astype(float) if clf else y.astype(float)
-    if v.nunique() < 2:
-        return None
-    rho = float(
-        pd.Series(np.arange(len(v)), dtype=float).corr(v.reset_index(drop=True), "spearman")
-    )
-    if abs(rho) < ORDERED_RHO:
-        return None
-    return (
-        f"WARNING: the rows look ordered by {y.name} (rank correlation with file order "
-        f"{rho:+.2f}): unless the file is in time order, the time split trains and tests on "
-        "different kinds of rows. Give the data an event-time column, or shuffle its rows"
-    )
-
-
 def propose(
     name: str,
     source: pd.DataFrame,
@@ -310,7 +294,8 @@ def propose(
         "replays them as live traffic"
     )
     if et.column is None:
-        warning = _file_order_note(y, tgt)
+        target_values = (y.astype(str) == tgt["positive_class"]) if clf else y
+        warning = file_order_warning(df, profiles, target_values.astype(float))
         if warning:
             notes.append(warning)
     derive: dict[str, Any] = dict(et.derive)

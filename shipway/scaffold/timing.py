@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shipway.data.ingest import snapshot_times
@@ -28,6 +29,10 @@ MIN_TRAIN_ROWS = 30
 MIN_WINDOW_ROWS = 10
 """Fewest rows a held-out or live window may hold; fewer measures nothing."""
 WINDOWS = ("train", "validation", "test", "live")
+ORDERED_TARGET_RHO = 0.3
+ORDERED_FEATURE_RHO = 0.5
+"""Rank correlations with file order above which the rows look sorted by the target, or
+by another column (a town's index, a year counting down)."""
 
 
 @dataclass
@@ -151,3 +156,32 @@ def check_windows(window: pd.Series, labels: pd.Series | None) -> dict[str, int]
                     "rows if they have no order in time"
                 )
     return counts
+
+
+def file_order_warning(
+    df: pd.DataFrame, profiles: dict[str, Profile], target: pd.Series
+) -> str | None:
+    """A warning when rows assumed to arrive in file order look sorted by something: by
+    the target, or strongly by another column (keys and row numbers aside). Then the
+    time split trains and tests on different kinds of rows, or on the future, unless the
+    file is in time order, and only the user can tell which."""
+    position = pd.Series(np.arange(len(df)), dtype=float, index=df.index)
+
+    def rho(v: pd.Series) -> float:
+        return float(position.corr(v.astype(float), method="spearman")) if v.nunique() > 1 else 0.0
+
+    found = (str(target.name), rho(target)) if target.nunique() > 1 else ("", 0.0)
+    if abs(found[1]) < ORDERED_TARGET_RHO:
+        others = [
+            (p.name, rho(df[p.name]))
+            for p in profiles.values()
+            if p.numeric and not p.id_like and p.name != target.name
+        ]
+        found = max(others, key=lambda o: abs(o[1]), default=("", 0.0))
+        if abs(found[1]) < ORDERED_FEATURE_RHO:
+            return None
+    return (
+        f"WARNING: the rows look ordered by {found[0]} (rank correlation with file order "
+        f"{found[1]:+.2f}): unless the file is in time order, the time split trains and tests "
+        "on different kinds of rows. Give the data an event-time column, or shuffle its rows"
+    )

