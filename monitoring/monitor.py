@@ -107,7 +107,8 @@ class WindowResult:
         if p is not None and p.live is not None:
             lines.append(
                 f"live {p.metric}: {p.live:.4g} vs validation {p.validation:.4g} -> "
-                f"{p.drop_ratio:+.1%} worse (threshold {p.threshold:.0%})"
+                f"{abs(p.drop_ratio):.1%} {'worse' if p.drop_ratio > 0 else 'better'} "
+                f"(threshold {p.threshold:.0%} worse)"
                 f"{' DEGRADED' if p.degraded else ''}"
             )
         elif p is not None:

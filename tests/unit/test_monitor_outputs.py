@@ -132,3 +132,9 @@ def test_an_empty_window_is_no_data_not_an_error() -> None:
         {"drift_share": 0.3, "performance_drop": 0.2},
     )
     assert r.outcome == "no_data" and "not assessed" in r.summary()
+
+
+def test_the_summary_says_better_when_live_performance_improved() -> None:
+    """A live MAE of 6 against a validation MAE of 8 is 25% better, never "-25% worse"."""
+    assert "live mae: 6 vs validation 8 -> 25.0% better" in result(live=6.0).summary()
+    assert "live mae: 12 vs validation 8 -> 50.0% worse" in result(live=12.0).summary()
