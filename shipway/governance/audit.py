@@ -24,8 +24,7 @@ from shipway.evidence import Criterion, GateRecord, content_hash, verify
 from shipway.governance import AUDIT_EXPORT
 from shipway.governance.cards import facts_json, write
 from shipway.governance.facts import VersionFacts, collect
-from shipway.governance.lineage import git_show
-from shipway.governance.provenance import WORKSPACE
+from shipway.governance.lineage import trained_spec_text
 from shipway.governance.trail import trails_for_version
 from shipway.governance.versions import subject
 from shipway.settings import Settings
@@ -120,12 +119,13 @@ def export(
     write(spec, facts, out / "cards")
     (out / "cards" / "facts.json").write_text(facts_json(facts))
     rev = facts.tags.get("data_rev", "")
-    rel = f"usecases/{spec.name}/usecase.yaml"
-    text = (
-        (settings.root / rel).read_text() if rev == WORKSPACE else git_show(settings.root, rev, rel)
-    )
+    # the spec the version trained on (found by its spec_hash for a workspace run), never
+    # today's file, which may have been edited since
+    text = trained_spec_text(settings.root, rev, spec.name, facts.tags.get("spec_hash"))
     (out / "spec").mkdir(exist_ok=True)
-    (out / "spec" / "usecase.yaml").write_text(text or f"# not found at {rev}\n")
+    (out / "spec" / "usecase.yaml").write_text(
+        text or f"# the spec this version trained on was not found (data_rev {rev})\n"
+    )
     _write_json(out / "trail.json", {"verified_at": _now(), "problems": problems})
     created = _now()
     (out / "README.md").write_text(

@@ -105,6 +105,19 @@ def _load_spec(text: str) -> tuple[UseCaseSpec | None, str]:
         return None, f"does not load with the current schema: {exc}"
 
 
+def trained_spec_text(root: Path, rev: str, usecase: str, spec_hash: str | None) -> str | None:
+    """The text of the spec a version trained on: the file at its git revision, or for a
+    workspace run the spec whose content hash is the recorded ``spec_hash`` (today's file
+    only while it still hashes the same); None when it cannot be found."""
+    if rev != WORKSPACE:
+        return git_show(root, rev, f"usecases/{usecase}/usecase.yaml")
+    for _, candidate in _workspace_specs(root, usecase):
+        spec, _ = _load_spec(candidate)
+        if spec is not None and spec.content_hash() == spec_hash:
+            return candidate
+    return None
+
+
 def _spec_at(
     root: Path, rev: str, usecase: str, spec_hash: str | None
 ) -> tuple[UseCaseSpec | None, str]:
