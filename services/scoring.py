@@ -141,11 +141,13 @@ def read_online(
     refs = stored_refs(store, spec)
     if refs is None:
         return {k: list(v) for k, v in online(store, spec, feast_rows).to_dict("list").items()}
-    keys = [{k: r[k] for k in spec.entity_columns} for r in feast_rows]
-    resp = store.get_online_features(features=refs, entity_rows=keys).to_dict()
     data: dict[str, list[Any]] = {
         n: [r[n] for r in feast_rows] for n in spec.entity_columns + spec.request_field_names
     }
+    if not refs:  # no stored features (a use case without entity aggregates): nothing to read
+        return data
+    keys = [{k: r[k] for k in spec.entity_columns} for r in feast_rows]
+    resp = store.get_online_features(features=refs, entity_rows=keys).to_dict()
     data.update((name, list(resp[name])) for name in spec.stored_feature_names if name in resp)
     return data
 
