@@ -318,20 +318,55 @@ ALGORITHM_CASES = [
 ]
 
 
+def approve(root: Path, name: str) -> None:
+    """What the README asks of the owner before a champion: fill in the owner, and a
+    named approver signs off the objective (here right after reviewing init's proposal)."""
+    spec_file = root / "usecases" / name / "usecase.yaml"
+    data = yaml.safe_load(spec_file.read_text())
+    data["owner"] = {"name": "Ada Park", "email": "ada@example.com", "team": "Analytics"}
+    data["objective"]["approval"] = {
+        "approved": True,
+        "approver": "Ada Park (Head of Analytics)",
+        "approved_on": datetime.now(UTC).date(),
+        "comment": "Approved after reviewing the proposed spec.",
+    }
+    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 @pytest.mark.parametrize("algorithm", ["lightgbm", "random_forest", "linear"])
 @pytest.mark.parametrize(("source", "target"), ALGORITHM_CASES)
-def test_every_algorithm_passes_the_default_gates(
+def test_every_algorithm_reaches_a_served_champion_with_the_default_gates(
     root: Path, scaffolded: dict, source: str, target: str, algorithm: str
 ) -> None:
-    """Each learner the spec accepts, on each task, from `shipway init --algorithm`:
-    the model-validation gate passes with the criteria init proposes, unchanged."""
+    """Each learner the spec accepts, on each task, from `shipway init --algorithm`: the
+    README's steps (init, approval, make data, make features, train) pass the gates init
+    proposes, unchanged, the pipeline promotes the version, and `bentoml serve` answers
+    /predict with it."""
     name = f"{source.rsplit('/', 1)[1].lower()}_{algorithm}"
     run(root, "shipway", "init", name, "--source", source, "--target", target, "-a", algorithm)
-    run(root, "dvc", "repro", f"features@{name}")
+    approve(root, name)
+    run(root, "dvc", "repro", f"features@{name}")  # make data, for this use case
+    run(root, "shipway", "features", "apply")  # make features USECASE=<name>
+    run(root, "shipway", "features", "materialize", "-u", name)
     res, _ = train(root, name, root / ".shipway" / f"{name}.json", in_process=True)
     model = [f for f in res["failures"] if f.startswith("FAIL ")]
     assert res["gate_passed"] and not model, model
-    assert res["promoted"] is False  # unapproved: a champion needs a named approver
+    assert res["promoted"], res.get("promotion_blocked")
+    s = _settings(root)
+    spec = load_usecase(name, s)
+    handle = start_service(s, spec, free_port(), base_env=tool_env())
+    try:
+        wait_ready(handle)
+        rows = future_bookings(s, spec, 3)
+        with httpx.Client(base_url=handle.url, timeout=60) as c:
+            for _, row in rows.iterrows():
+                resp = c.post("/predict", json=request_body(spec, row))
+                assert resp.status_code == 200, resp.text
+                ans = resp.json()
+                assert ans["model_name"] == name
+                assert ans["model_version"] == str(res["version"])
+    finally:
+        handle.stop()
 
 
 def test_default_revision_follows_what_is_committed(tmp_path: Path) -> None:
