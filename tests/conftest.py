@@ -80,15 +80,28 @@ def chart_tools() -> Any:
         unavailable(f"chart tools unavailable (run tools/install-tools.sh): {err}")
 
 
-@pytest.fixture(autouse=True)
-def _restore_shipway_env() -> Iterator[None]:
-    """Tests that point Settings elsewhere (and export them) must not leak into the next."""
+def _restored_shipway_env() -> Iterator[None]:
     saved = {k: v for k, v in os.environ.items() if k.startswith("SHIPWAY_")}
     yield
     for k in [k for k in os.environ if k.startswith("SHIPWAY_")]:
         if k not in saved:
             del os.environ[k]
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_shipway_env() -> Iterator[None]:
+    """Tests that point Settings elsewhere (and export them) must not leak into the next."""
+    yield from _restored_shipway_env()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_shipway_env_per_module() -> Iterator[None]:
+    """The same for module fixtures that export their own stores (``own_stores``, a
+    cluster-mode module): they are set up before any per-test guard saves the environment,
+    so without this their SHIPWAY_* settings would redirect every later module's registry
+    (a full run once registered the promotion-race versions into another module's store)."""
+    yield from _restored_shipway_env()
 
 
 @pytest.fixture(scope="session")

@@ -90,7 +90,14 @@ def own_stores(repo_data: Path, state: Path) -> Settings:
     online store), exported for the steps' child processes."""
     from feature_repo.store import apply, feature_store, materialize
 
-    s = Settings(root=ROOT, state_dir=state, data_dir=repo_data)
+    s = Settings(  # explicit: whatever another module exported, these stores are its own
+        root=ROOT,
+        state_dir=state,
+        data_dir=repo_data,
+        mlflow_tracking_uri=None,
+        mlflow_artifact_root=None,
+        prediction_log_uri=None,
+    )
     s.export_env()
     spec = load_usecase(NAME, s)
     store = feature_store(s)
