@@ -105,9 +105,10 @@ class WindowResult:
                 )
         p = self.performance
         if p is not None and p.live is not None:
+            drop = p.drop_ratio or 0.0  # set whenever there is a live value
             lines.append(
                 f"live {p.metric}: {p.live:.4g} vs validation {p.validation:.4g} -> "
-                f"{abs(p.drop_ratio):.1%} {'worse' if p.drop_ratio > 0 else 'better'} "
+                f"{abs(drop):.1%} {'worse' if drop > 0 else 'better'} "
                 f"(threshold {p.threshold:.0%} worse)"
                 f"{' DEGRADED' if p.degraded else ''}"
             )

@@ -132,12 +132,22 @@ def _tail(handle: ServiceHandle, n: int = 40) -> str:
         return ""
 
 
+def events_after(
+    settings: Settings, spec: UseCaseSpec, after: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """The use case's labelled events from after the spec's training period
+    (``split.end``) and, when given, from ``after`` on (e.g. the end of a champion's own
+    training window), in file order."""
+    events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
+    starts = [after] if after is not None else []
+    if spec.split.end is not None:
+        starts.append(pd.Timestamp(spec.split.end, tz="UTC") + pd.Timedelta(days=1))
+    return events[events[EVENT_TS] >= max(starts)] if starts else events
+
+
 def future_bookings(settings: Settings, spec: UseCaseSpec, n: int) -> pd.DataFrame:
     """``n`` real bookings from after the training window (spread over those months)."""
-    events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
-    if spec.split.end is not None:
-        after = pd.Timestamp(spec.split.end, tz="UTC") + pd.Timedelta(days=1)
-        events = events[events[EVENT_TS] >= after]
+    events = events_after(settings, spec)
     if events.empty:
         raise ValueError(f"no bookings of {spec.name} after the training window")
     step = max(len(events) // n, 1)

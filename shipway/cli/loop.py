@@ -37,15 +37,10 @@ def later_events(
     the later period, and replaying those rows as "live" traffic would flatter it.
     """
     from pipelines.steps.tasks import champion_trained_before
+    from services.demo import events_after
 
-    events = pd.read_parquet(settings.usecase_data(spec.name) / "features" / "events.parquet")
-    starts = [champion_trained_before(champion)] if champion is not None else []
-    if spec.split.end is not None:
-        starts.append(pd.Timestamp(spec.split.end, tz="UTC") + pd.Timedelta(days=1))
-    starts = [t for t in starts if t is not None]
-    if starts:
-        events = events[events[EVENT_TS] >= max(starts)]
-    events = events.sort_values(EVENT_TS, kind="stable")
+    trained_before = champion_trained_before(champion) if champion is not None else None
+    events = events_after(settings, spec, trained_before).sort_values(EVENT_TS, kind="stable")
     # evenly spread from the first to the last labelled row, so the monitored window (and a
     # retraining's as_of) reaches the newest data
     idx = np.unique(np.linspace(0, len(events) - 1, num=min(n, len(events))).round())

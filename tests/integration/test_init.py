@@ -233,22 +233,34 @@ def test_a_revision_without_the_use_case_fails_in_one_line(root: Path, scaffolde
     shutil.rmtree(root / "usecases" / "no_data")
 
 
+def approve(root: Path, name: str, owner: dict[str, str], approver: str, comment: str) -> None:
+    """What the README asks of the owner before a champion: fill in the owner, and a
+    named approver signs off the objective in the spec."""
+    spec_file = root / "usecases" / name / "usecase.yaml"
+    data = yaml.safe_load(spec_file.read_text())
+    data["owner"] = owner
+    data["objective"]["approval"] = {
+        "approved": True,
+        "approver": approver,
+        "approved_on": datetime.now(UTC).date(),
+        "comment": comment,
+    }
+    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def approved_homes(root: Path, scaffolded: dict) -> dict[str, Any]:
     """home_prices through kfp.local on the uncommitted working tree (gate passes, not
     promoted: unapproved), then approved by a named person, committed with its data
     version, retrained on HEAD and promoted by the pipeline."""
     first, _ = train(root, HOMES, root / ".shipway" / "homes-1.json")
-    spec_file = root / "usecases" / HOMES / "usecase.yaml"
-    data = yaml.safe_load(spec_file.read_text())
-    data["owner"] = {"name": "Sam Ortiz", "email": "sam@example.com", "team": "Valuation"}
-    data["objective"]["approval"] = {
-        "approved": True,
-        "approver": "Sam Ortiz (Head of Valuation)",
-        "approved_on": datetime.now(UTC).date(),
-        "comment": "Approved after reviewing the proposed spec and the first evaluation.",
-    }
-    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    approve(
+        root,
+        HOMES,
+        {"name": "Sam Ortiz", "email": "sam@example.com", "team": "Valuation"},
+        "Sam Ortiz (Head of Valuation)",
+        "Approved after reviewing the proposed spec and the first evaluation.",
+    )
     run(root, "dvc", "repro", "features")
     run(root, "git", "add", "usecases", "params.yaml", "dvc.lock", "data")
     run(root, "git", "commit", "-qm", "two use cases from shipway init; home_prices approved")
@@ -318,21 +330,6 @@ ALGORITHM_CASES = [
 ]
 
 
-def approve(root: Path, name: str) -> None:
-    """What the README asks of the owner before a champion: fill in the owner, and a
-    named approver signs off the objective (here right after reviewing init's proposal)."""
-    spec_file = root / "usecases" / name / "usecase.yaml"
-    data = yaml.safe_load(spec_file.read_text())
-    data["owner"] = {"name": "Ada Park", "email": "ada@example.com", "team": "Analytics"}
-    data["objective"]["approval"] = {
-        "approved": True,
-        "approver": "Ada Park (Head of Analytics)",
-        "approved_on": datetime.now(UTC).date(),
-        "comment": "Approved after reviewing the proposed spec.",
-    }
-    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
 @pytest.mark.parametrize("algorithm", ["lightgbm", "random_forest", "linear"])
 @pytest.mark.parametrize(("source", "target"), ALGORITHM_CASES)
 def test_every_algorithm_reaches_a_served_champion_with_the_default_gates(
@@ -344,7 +341,13 @@ def test_every_algorithm_reaches_a_served_champion_with_the_default_gates(
     /predict with it."""
     name = f"{source.rsplit('/', 1)[1].lower()}_{algorithm}"
     run(root, "shipway", "init", name, "--source", source, "--target", target, "-a", algorithm)
-    approve(root, name)
+    approve(  # right after reviewing init's proposal
+        root,
+        name,
+        {"name": "Ada Park", "email": "ada@example.com", "team": "Analytics"},
+        "Ada Park (Head of Analytics)",
+        "Approved after reviewing the proposed spec.",
+    )
     run(root, "dvc", "repro", f"features@{name}")  # make data, for this use case
     run(root, "shipway", "features", "apply")  # make features USECASE=<name>
     run(root, "shipway", "features", "materialize", "-u", name)
