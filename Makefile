@@ -32,11 +32,12 @@ test: $(STAMP) ## Run every test (unit, integration, e2e); CI=true turns missing
 test-unit: $(STAMP) ## Run the fast unit tests only
 	$(BIN)/pytest tests/unit
 
-lint: $(STAMP) ## Run ruff and mypy
+lint: $(STAMP) ## Run ruff, mypy and the import-layer contract (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	tools/chart-sync.sh --check
 	$(BIN)/mypy shipway pipelines services monitoring feature_repo benchmarks
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format .

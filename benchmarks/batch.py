@@ -32,10 +32,10 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import Comparison, table
 from services.rowscorer import TreeRows, predictor
-from shipway.modelframe import MISSING_CATEGORY
-from shipway.settings import Settings, get_settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.modelframe import MISSING_CATEGORY
+from shipway.core.settings import Settings, get_settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 ROWS = int(os.environ.get("SHIPWAY_BENCH_BATCH_ROWS", "100000"))
 ROUNDS = int(os.environ.get("SHIPWAY_BENCH_BATCH_ROUNDS", "3"))
@@ -59,7 +59,7 @@ def make_input(settings: Settings, spec: UseCaseSpec, path: Path, rows: int) -> 
 def champion_tree(settings: Settings, spec: UseCaseSpec) -> TreeRows:
     """The champion's fitted encoder tables and estimator (services.rowscorer checked them
     against the sklearn pipeline); the floor needs a LightGBM Booster inside."""
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     registry.connect(settings.tracking_uri)
     model = registry.load(f"models:/{spec.registered_model_name}@{registry.CHAMPION}")

@@ -22,8 +22,8 @@ from scipy import stats
 
 from benchmarks.common import Comparison, save, table
 from monitoring.drift import DEFAULT_MAX_ROWS, DRIFT_THRESHOLD, compute_drift
-from shipway.settings import Settings
-from shipway.usecases import load_usecase
+from shipway.core.settings import Settings
+from shipway.core.usecases import load_usecase
 
 ROWS, COLUMNS, SHIFTED = 1_000_000, 20, 6
 GOAL = 3.0

@@ -42,11 +42,12 @@ import numpy as np
 import psutil
 
 from benchmarks.common import Comparison, save, table
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.net import free_port
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.net import free_port
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.data.replay import future_bookings, request_body
 
 ROOT = Path(__file__).resolve().parent.parent
 USECASE = "hotel_rates"
@@ -186,7 +187,7 @@ def prepare(state: Path) -> tuple[Settings, UseCaseSpec, dict[str, Any]]:
     """
     from feature_repo.store import apply, feature_store, materialize
     from pipelines.runner import run_in_process
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     settings = Settings(root=ROOT, state_dir=state)
     settings.export_env()

@@ -29,10 +29,11 @@ import httpx
 import numpy as np
 
 from benchmarks.common import Comparison, save, table
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.settings import Settings, get_settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.settings import Settings, get_settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.data.replay import future_bookings, request_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("SHIPWAY_BENCH_SECONDS", "12"))

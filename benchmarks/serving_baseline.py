@@ -20,9 +20,9 @@ from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
-from pipelines.steps import registry
-from shipway.settings import get_settings
-from shipway.usecases import load_usecase
+from shipway.core import registry
+from shipway.core.settings import get_settings
+from shipway.core.usecases import load_usecase
 
 settings = get_settings()
 spec = load_usecase(os.environ.get("SHIPWAY_USECASE") or settings.usecase, settings)

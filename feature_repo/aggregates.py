@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shipway.core.io import write_parquet
+from shipway.core.spec import Aggregate, EntityFeatures, UseCaseSpec
 from shipway.data.readiness import EVENT_TS
-from shipway.io import write_parquet
-from shipway.spec import Aggregate, EntityFeatures, UseCaseSpec
 
 CREATED_TS = "created_timestamp"
 

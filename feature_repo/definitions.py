@@ -5,8 +5,8 @@ They are generated from every use-case spec (see objects.py), the same way the
 """
 
 from feature_repo.objects import build_objects
-from shipway.settings import get_settings
-from shipway.usecases import load_all
+from shipway.core.settings import get_settings
+from shipway.core.usecases import load_all
 
 _settings = get_settings()
 for _spec in load_all(_settings):

@@ -19,8 +19,8 @@ from feast.types import Bool, Float64, Int64, PrimitiveFeastType, String
 from feast.value_type import ValueType
 
 from feature_repo.aggregates import CREATED_TS
+from shipway.core.spec import DType, UseCaseSpec
 from shipway.data.readiness import EVENT_TS
-from shipway.spec import DType, UseCaseSpec
 
 FEAST_TYPES: dict[DType, PrimitiveFeastType] = {
     DType.int: Int64,

@@ -17,9 +17,9 @@ import yaml
 from feast import FeatureStore, RepoConfig
 
 from feature_repo.objects import build_objects
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.data.readiness import EVENT_TS
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.steps import metrics
-from shipway.spec import Task, UseCaseSpec
+from shipway.core import metrics
+from shipway.core.spec import Task, UseCaseSpec
 
 SHADOW_SUFFIX = ":shadow"
 BETTER, WORSE, UNDECIDED = "better", "worse", "not yet distinguishable"

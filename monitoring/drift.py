@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipway.spec import UseCaseSpec
+from shipway.core.spec import UseCaseSpec
 
 NUMERICAL_METHOD = "wasserstein"
 CATEGORICAL_METHOD = "jensenshannon"

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from monitoring.metrics_contract import counter, gauge
+from shipway.core.metrics_contract import counter, gauge
 
 if TYPE_CHECKING:
-    from monitoring.monitor import WindowResult
+    from monitoring.window import WindowResult
 
 OUTCOMES = ("ok", "drift", "degraded", "no_data", "error")
 """Monitor run outcomes (shipway_monitor_runs_total): degraded wins over drift."""

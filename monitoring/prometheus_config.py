@@ -25,7 +25,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitoring.metrics_contract import DEFAULT_PORTS, Exporter
+from shipway.core.metrics_contract import DEFAULT_PORTS, Exporter
 
 PROMETHEUS_DIR = Path(__file__).resolve().parent / "prometheus"
 RULES_FILE = PROMETHEUS_DIR / "rules.yml"

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.steps import metrics, registry
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core import metrics, registry
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 
 REFERENCE_FILE = "reference.parquet"
 

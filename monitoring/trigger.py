@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from monitoring.metrics_contract import counter
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.metrics_contract import counter
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 
 if TYPE_CHECKING:
-    from monitoring.monitor import WindowResult
+    from monitoring.window import WindowResult
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("started", "cooldown", "ignored", "failed")
@@ -65,21 +65,6 @@ def newest_data_rev(settings: Settings) -> str:
         check=False,
     )
     return "HEAD" if proc.returncode == 0 else "workspace"
-
-
-def default_runner(settings: Settings) -> Runner:
-    """kfp.local in this environment, or a submission to ``settings.kfp_host``."""
-    from pipelines import runner
-
-    host = settings.kfp_host
-    if host:
-
-        def submit(s: Settings, usecase: str, rev: str, **kw: Any) -> dict[str, Any]:
-            run_id = runner.submit(s, host, usecase, rev, **kw)
-            return {"submitted": True, "host": host, "kfp_run_id": run_id}
-
-        return submit
-    return runner.run_local
 
 
 @contextmanager
@@ -129,9 +114,12 @@ class RetrainTrigger:
         self,
         settings: Settings,
         *,
-        runner: Runner | None = None,
+        runner: Runner,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        """``runner`` starts a retraining (``pipelines.runner.retraining_runner``: kfp.local
+        here, a submission on a cluster). It is passed in, never imported: monitoring and
+        the pipelines are siblings that do not import each other."""
         self.settings = settings
         self.runner = runner
         self.registry = registry or CollectorRegistry()
@@ -217,7 +205,6 @@ class RetrainTrigger:
                 )
             try:
                 rev = data_rev or newest_data_rev(self.settings)
-                run = self.runner or default_runner(self.settings)
             except Exception as exc:
                 return self._append(spec.name, {**base, "outcome": "failed", "error": str(exc)})
             _claim(state, state_path, now, reason)
@@ -225,8 +212,8 @@ class RetrainTrigger:
             decision = self._append(spec.name, started)
         kwargs = {"as_of": as_of} if as_of else {}
         if wait:
-            return {**decision, "result": self._run(spec, run, rev, kwargs)}
-        t = threading.Thread(target=self._run, args=(spec, run, rev, kwargs), daemon=True)
+            return {**decision, "result": self._run(spec, self.runner, rev, kwargs)}
+        t = threading.Thread(target=self._run, args=(spec, self.runner, rev, kwargs), daemon=True)
         t.start()
         self.threads.append(t)
         return decision
@@ -293,7 +280,7 @@ def maybe_retrain(
     result: WindowResult,
     reason: str | None = None,
     *,
-    trigger: RetrainTrigger | None = None,
+    trigger: RetrainTrigger,
     force: bool = False,
     as_of: str | None = None,
 ) -> dict[str, Any]:
@@ -304,7 +291,7 @@ def maybe_retrain(
     defaults to the last day of an ``event_time`` window (a replay: train on the data up
     to what was monitored) and to the newest data for a ``ts`` window.
     """
-    t = trigger or RetrainTrigger(settings)
+    t = trigger
     found = [
         w for w, hit in (("drift", result.drift_detected), ("degraded", result.degraded)) if hit
     ]

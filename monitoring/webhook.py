@@ -26,8 +26,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring.trigger import RetrainTrigger
-from shipway.spec import SpecError
-from shipway.usecases import list_usecases, load_usecase
+from shipway.core.spec import SpecError
+from shipway.core.usecases import list_usecases, load_usecase
 
 log = logging.getLogger(__name__)
 RETRAIN_ALERTS = frozenset({"ShipwayDataDrift", "ShipwayPerformanceDegraded"})

@@ -79,7 +79,7 @@ def validation_gate(
     from pathlib import Path
 
     from pipelines.steps.tasks import gate_task
-    from shipway.settings import get_settings
+    from shipway.core.settings import get_settings
 
     record = gate_task(
         Path(data.path),
@@ -113,7 +113,7 @@ def register_model(
     from pathlib import Path
 
     from pipelines.steps.tasks import register_task, write_result
-    from shipway.settings import get_settings
+    from shipway.core.settings import get_settings
 
     s = get_settings()
     res = register_task(
@@ -145,7 +145,7 @@ def production_readiness(
     from pathlib import Path
 
     from pipelines.steps.tasks import readiness_task
-    from shipway.settings import get_settings
+    from shipway.core.settings import get_settings
 
     res = readiness_task(
         Path(data.path),
@@ -172,7 +172,7 @@ def promote_model(
     from pathlib import Path
 
     from pipelines.steps.tasks import promote_task, write_result
-    from shipway.settings import get_settings
+    from shipway.core.settings import get_settings
 
     res = promote_task(
         Path(data.path),

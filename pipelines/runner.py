@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -23,8 +23,8 @@ from pipelines.training import (
     build_pipeline,
     compile_pipeline,
 )
-from shipway.lineage import git_commit
-from shipway.settings import Settings
+from shipway.core.lineage import git_commit
+from shipway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,20 @@ def run_in_process(
     )
     ready = tasks.readiness_task(w / "data", registered, args["tracking_uri"])
     return tasks.promote_task(w / "data", registered, ready, args["tracking_uri"], "in-process")
+
+
+def retraining_runner(settings: Settings) -> Callable[..., dict[str, Any]]:
+    """What a retraining trigger runs (``monitoring.trigger.RetrainTrigger``'s runner):
+    the training pipeline on kfp.local here, or a submission to ``settings.kfp_host``."""
+    host = settings.kfp_host
+    if host:
+
+        def submit_run(s: Settings, usecase: str, rev: str, **kw: Any) -> dict[str, Any]:
+            run_id = submit(s, host, usecase, rev, **kw)
+            return {"submitted": True, "host": host, "kfp_run_id": run_id}
+
+        return submit_run
+    return run_local
 
 
 def package_for(image: str) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 from kfp import compiler, dsl, kubernetes
 
 from pipelines.components import components
-from shipway.settings import Settings
+from shipway.core.settings import Settings
 
 DEFAULT_IMAGE = "ghcr.io/shipway/shipway:0.1.0"
 PIPELINE_NAME = "shipway-training"

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from services import scoring
 from services.models import CHAMPION, ModelLoader
-from shipway.settings import Settings
-from shipway.spec import Task, UseCaseSpec
+from shipway.core.settings import Settings
+from shipway.core.spec import Task, UseCaseSpec
 
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_ROWS = 20_000

@@ -28,9 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from services import rowscorer, scoring
 from services.metrics import ServiceMetrics, challenger_missing
 from services.models import CHALLENGER, CHAMPION, ModelLoader, ModelSet, ServedModel, route
-from shipway.predictionlog import PredictionLog, PredictionRecord
-from shipway.settings import Settings
-from shipway.spec import DType, UseCaseSpec
+from shipway.core.predictionlog import PredictionLog, PredictionRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.data.replay import probe_row
 
 log = logging.getLogger("shipway.service")
 SHADOW_SUFFIX = ":shadow"
@@ -80,21 +81,6 @@ class Job:
     row: dict[str, Any]
     request_id: str
     received: float
-
-
-def probe_row(spec: UseCaseSpec) -> dict[str, Any]:
-    """A valid request built from the spec's examples, to check the store answers."""
-    row: dict[str, Any] = {e.name: e.missing_key for e in spec.entities}
-    for c in spec.request_fields:
-        if c.example is not None:
-            row[c.name] = c.example
-        elif c.dtype is DType.str:
-            row[c.name] = (c.allowed or [""])[0]
-        elif c.dtype is DType.bool:
-            row[c.name] = False
-        else:
-            row[c.name] = c.min if c.min is not None else 0
-    return row
 
 
 def settle_heap() -> int:

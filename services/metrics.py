@@ -1,4 +1,4 @@
-"""The service's Prometheus metrics, exactly as ``monitoring/metrics_contract.py`` defines them.
+"""The service's Prometheus metrics, exactly as ``shipway/core/metrics_contract.py`` defines them.
 
 Counters and histograms are created through the contract's helpers without a registry:
 ``bentoml serve`` runs prometheus_client in multiprocess mode, so their values land in
@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitoring import metrics_contract as contract
 from services.models import ModelSet
-from shipway.spec import Task, UseCaseSpec
+from shipway.core import metrics_contract as contract
+from shipway.core.spec import Task, UseCaseSpec
 
 
 def value_buckets(spec: UseCaseSpec) -> list[float]:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipelines.steps import registry
 from services.rowscorer import Predict, predictor
-from shipway.spec import UseCaseSpec
+from shipway.core import registry
+from shipway.core.spec import UseCaseSpec
 
 log = logging.getLogger("shipway.service")
 

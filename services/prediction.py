@@ -28,9 +28,9 @@ from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFa
 from services.metrics import ServiceMetrics, gauges_text
 from services.middleware import GuardMiddleware
 from services.schema import FeedbackRequest, FeedbackResponse, api_types
-from shipway.predictionlog import FeedbackStatus
-from shipway.settings import get_settings
-from shipway.usecases import load_usecase
+from shipway.core.predictionlog import FeedbackStatus
+from shipway.core.settings import get_settings
+from shipway.core.usecases import load_usecase
 
 log = logging.getLogger("shipway.service")
 

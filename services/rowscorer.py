@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.steps import learner
-from shipway.spec import Task, UseCaseSpec
+from shipway.core import modelframe
+from shipway.core.spec import Task, UseCaseSpec
 
 log = logging.getLogger("shipway.service")
 
 Columns = Mapping[str, np.ndarray]
-"""Model columns as :func:`shipway.modelframe.model_columns` makes them."""
+"""Model columns as :func:`shipway.core.modelframe.model_columns` makes them."""
 Predict = Callable[[Columns], np.ndarray]
 
 
@@ -109,7 +109,7 @@ def native(spec: UseCaseSpec, model: Any) -> Predict:
     """The registered pipeline as trained: one DataFrame, sklearn's own transform."""
 
     def predict(columns: Columns) -> np.ndarray:
-        return learner.predict(spec, model, pd.DataFrame(dict(columns)))
+        return modelframe.predict(spec, model, pd.DataFrame(dict(columns)))
 
     return predict
 

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from shipway.labels import label_codes
-from shipway.spec import Column, DType, Target, Task, UseCaseSpec
+from shipway.core.labels import label_codes
+from shipway.core.spec import Column, DType, Target, Task, UseCaseSpec
 
 _PY_TYPES: dict[DType, type] = {DType.int: int, DType.float: float, DType.bool: bool}
 ENTITY_KEY_MAX = 256

@@ -1,7 +1,7 @@
 """The one scoring path: online features -> declared missing policy -> model frame -> predict.
 
 The real-time service and the batch job both call :func:`fetch` and :func:`predict`, and
-training builds its frame with the same :func:`shipway.modelframe.model_frame`, so a row
+training builds its frame with the same :func:`shipway.core.modelframe.model_frame`, so a row
 scored over HTTP, in a batch file or offline gets the same number (no training-serving
 skew). Nothing here knows about HTTP, files or metrics.
 """
@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.store import online
-from pipelines.steps import learner
-from shipway.modelframe import model_columns
-from shipway.spec import Task, UseCaseSpec
+from shipway.core import modelframe
+from shipway.core.modelframe import model_columns
+from shipway.core.spec import Task, UseCaseSpec
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Features:
 
     @cached_property
     def x(self) -> pd.DataFrame:
-        """The model frame (``shipway.modelframe.model_frame`` of the same rows)."""
+        """The model frame (``shipway.core.modelframe.model_frame`` of the same rows)."""
         return pd.DataFrame(self.columns)
 
     def take(self, idx: Sequence[int]) -> dict[str, np.ndarray]:
@@ -166,7 +166,7 @@ def fetch(store: Any, spec: UseCaseSpec, rows: Sequence[dict[str, Any]]) -> Feat
 
 def predict(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> np.ndarray:
     """The training code's prediction: regression value or positive-class probability."""
-    return learner.predict(spec, model, x)
+    return modelframe.predict(spec, model, x)
 
 
 def decide(spec: UseCaseSpec, value: float) -> tuple[int | None, str | None]:

@@ -15,10 +15,10 @@ from typing import Any, NoReturn, TypeVar
 import pandas as pd
 import pytest
 
-from shipway.net import free_port as free_port  # re-exported for the tests
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.net import free_port as free_port  # re-exported for the tests
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -231,7 +231,7 @@ def registry_copy(settings: Settings, state: Path, champion: str | None = None) 
     with ``champion`` as its champion; without one, the alias it has, else the newest."""
     import sqlite3
 
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     src, dst = sqlite3.connect(settings.state / "mlflow.db"), sqlite3.connect(state / "mlflow.db")
     src.backup(dst)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shipway.net import free_port
+from shipway.core.net import free_port
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from shipway.core.spec import UseCaseSpec
 from shipway.data.readiness import EVENT_TS
-from shipway.spec import UseCaseSpec
 
 SPLITS = ("train", "validation", "test")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from shipway.lineage import dvc_md5, dvc_out_md5
-from shipway.spec import UseCaseSpec, load_spec
+from shipway.core.lineage import dvc_md5, dvc_out_md5
+from shipway.core.spec import UseCaseSpec, load_spec
 
 
 class RevisionError(ValueError):
@@ -133,7 +133,7 @@ def fetch(repo: str, rev: str, usecase: str, out_dir: Path) -> dict[str, Any]:
     import dvc.api
     from dvc.repo import Repo
 
-    from shipway.settings import get_settings
+    from shipway.core.settings import get_settings
 
     settings = get_settings()
     if not repo:  # a run started from the Kubeflow UI: the chart's configured repository

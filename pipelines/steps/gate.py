@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.steps import learner, metrics, onnx_export
+from pipelines.steps import onnx_export
+from shipway.core import metrics, modelframe
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.spec import DType, Task, UseCaseSpec
 from shipway.data.readiness import EVENT_TS
-from shipway.evidence import Criterion, GateRecord
-from shipway.spec import DType, Task, UseCaseSpec
 
 GATE = "model_validation"
 
@@ -29,11 +30,11 @@ def _cmp(higher_is_better: bool) -> str:
 def latency_p99_ms(spec: UseCaseSpec, model: Any, x: pd.DataFrame, n: int = 200) -> float:
     """p99 of single-row predictions, measured here, in this process."""
     rows = [x.iloc[[i % len(x)]] for i in range(n)]
-    learner.predict(spec, model, rows[0])  # warm-up
+    modelframe.predict(spec, model, rows[0])  # warm-up
     times = []
     for r in rows:
         t0 = time.perf_counter()
-        learner.predict(spec, model, r)
+        modelframe.predict(spec, model, r)
         times.append((time.perf_counter() - t0) * 1000)
     return float(np.percentile(times, 99))
 
@@ -42,12 +43,12 @@ def robustness(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> list[Criterion
     """Hostile inputs get a defined (finite) answer; small perturbations move little."""
     out: list[Criterion] = []
     sample = x.head(200).copy()
-    base = learner.predict(spec, model, sample)
+    base = modelframe.predict(spec, model, sample)
     nums = [c for c in spec.model_feature_names if c not in spec.categorical_features]
 
     def finite(name: str, frame: pd.DataFrame, detail: str) -> None:
         try:
-            p = learner.predict(spec, model, frame)
+            p = modelframe.predict(spec, model, frame)
             ok = bool(np.isfinite(p).all())
             out.append(Criterion(name, ok, "finite" if ok else "non-finite", detail=detail))
         except Exception as exc:  # a crash is exactly what this criterion catches
@@ -70,7 +71,7 @@ def robustness(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> list[Criterion
         f = sample.copy()
         for c in nums:
             f[c] = (f[c] * (1 + spec.acceptance.perturbation_rel)).astype(np.float32)
-        p = learner.predict(spec, model, f)
+        p = modelframe.predict(spec, model, f)
         scale = np.maximum(np.abs(base), 1e-6) if spec.target.task is Task.regression else 1.0
         change = float(np.mean(np.abs(p - base) / scale))
         out.append(
@@ -135,8 +136,8 @@ def beats_champion(
             "Train on newer data (shipway train --as-of DATE) to compare on rows neither saw",
         )
     y, x = y_test[unseen], x_test[unseen]
-    cand = metrics.primary(spec, y, learner.predict(spec, model, x))
-    champ = metrics.primary(spec, y, learner.predict(spec, champion, x))
+    cand = metrics.primary(spec, y, modelframe.predict(spec, model, x))
+    champ = metrics.primary(spec, y, modelframe.predict(spec, champion, x))
     need = champ * (1 + acc.champion_margin) if hib else champ * (1 - acc.champion_margin)
     ok = cand >= need if hib else cand <= need
     facts["champion_metric"] = champ
@@ -169,7 +170,7 @@ def evaluate_gate(
     (exclusive) of the champion's training window, from its registered version."""
     acc = spec.acceptance
     hib = acc.higher_is_better
-    pred = learner.predict(spec, model, x_test)
+    pred = modelframe.predict(spec, model, x_test)
     score = metrics.primary(spec, y_test, pred)
     crit: list[Criterion] = [
         Criterion(

@@ -1,7 +1,7 @@
 """The learner: an sklearn Pipeline (encoding + estimator) chosen by the spec.
 
 Encoding lives inside the pipeline, so the registered model takes the raw model frame
-(``shipway.modelframe``) and answers unseen categories (encoded as -1) and missing
+(``shipway.core.modelframe``) and answers unseen categories (encoded as -1) and missing
 numbers (native NaN handling) with a defined prediction instead of an error.
 """
 
@@ -17,7 +17,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from shipway.spec import ModelConfig, Task, UseCaseSpec
+from shipway.core.spec import ModelConfig, Task, UseCaseSpec
 
 log = logging.getLogger(__name__)
 ALGORITHMS: tuple[str, ...] = get_args(ModelConfig.model_fields["algorithm"].annotation)
@@ -126,10 +126,3 @@ def fit(spec: UseCaseSpec, hp: dict[str, Any], x: pd.DataFrame, y: np.ndarray) -
     model = make_pipeline(spec, hp)
     model.fit(x, y)
     return model
-
-
-def predict(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> np.ndarray:
-    """Regression: the value. Classification: the probability of the positive class."""
-    if spec.target.task is Task.binary_classification:
-        return np.asarray(model.predict_proba(x))[:, 1]
-    return np.asarray(model.predict(x), dtype=np.float64)

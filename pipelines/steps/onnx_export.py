@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipway.spec import Task, UseCaseSpec
+from shipway.core import modelframe
+from shipway.core.spec import Task, UseCaseSpec
 
 _TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 
@@ -148,7 +149,7 @@ def _missing_values_as_trained(onx: Any, forest: Any) -> None:
 def onnx_inputs(spec: UseCaseSpec, x: pd.DataFrame) -> pd.DataFrame:
     """``x`` as the ONNX model receives it: categories as strings, numbers as float32.
 
-    The model frame already has these types (``shipway.modelframe``); converting again
+    The model frame already has these types (``shipway.core.modelframe``); converting again
     makes parity hold for any frame a caller passes, not only for model frames.
     """
     cats = set(spec.categorical_features)
@@ -224,10 +225,9 @@ def compared(spec: UseCaseSpec) -> str:
 def compare(spec: UseCaseSpec, model: Any, onnx_bytes: bytes, x: pd.DataFrame) -> Parity:
     """Parity of the ONNX export with the native ``model`` on the rows of ``x``, both fed
     the same float32-rounded inputs (:func:`onnx_inputs`)."""
-    from pipelines.steps import learner
 
     fed = onnx_inputs(spec, x)
-    return measure(spec, learner.predict(spec, model, fed), onnx_predict(spec, onnx_bytes, fed))
+    return measure(spec, modelframe.predict(spec, model, fed), onnx_predict(spec, onnx_bytes, fed))
 
 
 def measure(spec: UseCaseSpec, native: np.ndarray, got: np.ndarray) -> Parity:

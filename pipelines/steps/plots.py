@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from shipway.spec import Task, UseCaseSpec
+from shipway.core.spec import Task, UseCaseSpec
 
 
 def diagnostics(spec: UseCaseSpec, y: np.ndarray, pred: np.ndarray, out_dir: Path) -> list[Path]:

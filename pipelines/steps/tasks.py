@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.steps.fetch import fetch, load_fetched
-from shipway.evidence import Criterion, GateRecord
+from shipway.core.evidence import Criterion, GateRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +90,7 @@ def champion_trained_before(mv: Any) -> Any:
 def _xy(spec: Any, sets: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
     import pandas as pd
 
-    from shipway.modelframe import model_frame, target_vector
+    from shipway.core.modelframe import model_frame, target_vector
 
     frame = pd.read_parquet(sets / f"{name}.parquet")
     return frame, model_frame(spec, frame), target_vector(spec, frame)
@@ -116,7 +116,9 @@ def evaluate_task(fetched: Path, sets: Path, model_dir: Path, out: Path) -> dict
     """Metrics per split, slices, plots, ONNX export and its parity on the test split."""
     import joblib
 
-    from pipelines.steps import dataset, learner, metrics, onnx_export, plots
+    from pipelines.steps import dataset, onnx_export, plots
+    from shipway.core import metrics
+    from shipway.core.modelframe import predict
 
     _step_process()
     spec, _, _ = load_fetched(fetched)
@@ -124,7 +126,7 @@ def evaluate_task(fetched: Path, sets: Path, model_dir: Path, out: Path) -> dict
     parts = {}
     for name in dataset.SPLITS:
         frame, x, y = _xy(spec, sets, name)
-        parts[name] = (frame, y, learner.predict(spec, model, x))
+        parts[name] = (frame, y, predict(spec, model, x))
     summary = metrics.summary(spec, parts)
     out.mkdir(parents=True, exist_ok=True)
     plots.diagnostics(spec, parts["test"][1], parts["test"][2], out / "plots")
@@ -147,7 +149,8 @@ def gate_task(
 ) -> GateRecord:
     import joblib
 
-    from pipelines.steps import gate, registry
+    from pipelines.steps import gate
+    from shipway.core import registry
 
     _step_process()
     spec, _, meta = load_fetched(fetched)
@@ -197,12 +200,11 @@ def load_record(gate_dir: Path) -> GateRecord:
 def reference_frame(spec: Any, model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """The monitoring reference: validation rows as the model saw them, with the target
     and the model's prediction, so drift and performance compare like with like."""
-    from pipelines.steps import learner
-    from shipway.modelframe import model_frame, target_vector
+    from shipway.core.modelframe import model_frame, predict, target_vector
 
     x = model_frame(spec, frame)
     ref = x.copy()
-    ref["prediction"] = learner.predict(spec, model, x)
+    ref["prediction"] = predict(spec, model, x)
     ref["actual"] = target_vector(spec, frame)
     ref["event_timestamp"] = frame["event_timestamp"].to_numpy()
     for k in spec.entity_columns:
@@ -231,8 +233,8 @@ def register_task(
     import joblib
     import pandas as pd
 
-    from pipelines.steps import registry
-    from shipway.modelframe import model_frame
+    from shipway.core import registry
+    from shipway.core.modelframe import model_frame
 
     _step_process()
     spec, _, meta = load_fetched(fetched)
@@ -299,7 +301,7 @@ def _govern(
 ) -> dict[str, Any]:
     """Governance, aliases and the result of a freshly registered version; a failure in
     here makes :func:`register_task` withdraw the version (``registry.withdraw``)."""
-    from pipelines.steps import registry
+    from shipway.core import registry
     from shipway.governance.registration import govern_registration
 
     # governance: use-case approval + data readiness on this run's splits, trail, cards
@@ -378,14 +380,14 @@ def readiness_task(fetched: Path, registered: dict[str, Any], tracking_uri: str)
 
     The Bento build (a subprocess) starts first; MLflow is imported and the registry
     opened while it runs (``governance.readiness.start``)."""
+    from shipway.core.settings import Settings
     from shipway.governance import readiness
-    from shipway.settings import Settings
 
     _step_process()
     spec, _, _ = load_fetched(fetched)
     settings = Settings()
     started = readiness.start(settings, spec, registered)
-    from pipelines.steps import registry  # MLflow: imported while the Bento builds
+    from shipway.core import registry  # MLflow: imported while the Bento builds
 
     client = registry.connect(tracking_uri)
     mv = client.get_model_version(registered["model"], str(registered["version"]))
@@ -403,10 +405,10 @@ def promote_task(
 ) -> dict[str, Any]:
     """The pipeline's promotion (``governance.promotion.auto_promote``: the rule of
     ``shipway promote``, under the model's lock), then the cards; the pipeline's result."""
-    from pipelines.steps import registry
+    from shipway.core import registry
+    from shipway.core.settings import Settings
     from shipway.governance.promotion import auto_promote
     from shipway.governance.registration import publish_cards
-    from shipway.settings import Settings
 
     _step_process()
     spec, _, _ = load_fetched(fetched)

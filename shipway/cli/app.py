@@ -15,9 +15,9 @@ from rich.markup import escape
 from shipway.cli import logs, output
 from shipway.cli.output import console as console  # every command prints through these
 from shipway.cli.output import err_console as err_console
-from shipway.settings import Settings, get_settings
-from shipway.spec import SpecError, UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.settings import Settings, get_settings
+from shipway.core.spec import SpecError, UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 app = typer.Typer(
     name="shipway",
@@ -122,8 +122,3 @@ def context(usecase: str | None) -> tuple[Settings, UseCaseSpec]:
     settings = get_settings()
     settings.export_env()
     return settings, load_usecase(usecase or settings.usecase, settings)
-
-
-def venv_bin() -> str:
-    """Folder of this interpreter's scripts, so child tools (dvc, feast) resolve the venv's."""
-    return str(Path(sys.executable).parent)

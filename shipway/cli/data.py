@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 import yaml
 
-from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly, venv_bin
+from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
+from shipway.core.launch import venv_bin
 
 data_app = typer.Typer(
     help="Data stages (run by `dvc repro`): ingest -> validate -> features.",
@@ -36,7 +37,7 @@ def ingest_cmd(usecase: UsecaseOpt = None) -> None:
     raw = ingest(spec, settings.root, out)
     max_rows = int(_params(settings.root).get("ingest", {}).get("max_rows", 0) or 0)
     if max_rows and len(raw) > max_rows:
-        from shipway.io import write_parquet
+        from shipway.core.io import write_parquet
 
         write_parquet(raw.head(max_rows), out)
         raw = raw.head(max_rows)
@@ -78,7 +79,7 @@ def features_cmd(usecase: UsecaseOpt = None) -> None:
 @friendly
 def version_cmd(usecase: UsecaseOpt = None) -> None:
     """Print the data version (DVC md5 of data/<usecase>/features) used for lineage."""
-    from shipway.lineage import data_version
+    from shipway.core.lineage import data_version
 
     settings, spec = context(usecase)
     console.print(data_version(settings.root, settings.data, spec.name))

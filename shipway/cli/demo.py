@@ -12,8 +12,8 @@ from rich.table import Table
 from shipway.cli.app import UsecaseOpt, app, console, context, friendly
 from shipway.cli.data import run_tool
 from shipway.cli.output import announce_log, captured, pipeline_steps, say, step
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 
 
 @app.command("demo")
@@ -41,8 +41,8 @@ def demo_cmd(
     step fails or no champion can be served.
     """
     from feature_repo.store import apply, feature_store, materialize
-    from shipway.lineage import data_version
-    from shipway.usecases import load_all
+    from shipway.core.lineage import data_version
+    from shipway.core.usecases import load_all
 
     settings, spec = context(usecase)
     announce_log()
@@ -154,7 +154,7 @@ def _champion_to_serve(settings: Settings, spec: UseCaseSpec, result: dict[str, 
     promoted, else the champion already in the registry (a second run's candidate that
     does not beat it leaves it serving). With no champion at all the demo cannot go on:
     it says what a human must decide and exits non-zero."""
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     if result.get("promoted"):
         return str(result["version"])

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
-from shipway.settings import get_settings
-from shipway.usecases import load_all
+from shipway.core.settings import get_settings
+from shipway.core.usecases import load_all
 
 features_app = typer.Typer(help="The Feast feature store.", no_args_is_help=True)
 app.add_typer(features_app, name="features")

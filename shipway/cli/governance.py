@@ -17,9 +17,9 @@ import typer
 from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
-from shipway.evidence import GateRecord
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.evidence import GateRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 
 gate_app = typer.Typer(
     help="Run one governance gate and record its evidence.", no_args_is_help=True
@@ -51,7 +51,7 @@ def governed(fn: F) -> F:
 def _client(settings: Settings) -> Any:
     import os
 
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep output readable
     return registry.connect(settings.tracking_uri)
@@ -149,8 +149,8 @@ def gate_production_cmd(
 ) -> None:
     """Bento builds and serves this version within the latency budget; monitoring
     reference, alert rules and a rollback target exist."""
+    from shipway.core.net import free_port
     from shipway.governance import checks
-    from shipway.net import free_port
 
     settings, spec, client, mv = _version(model)
     port = port or free_port()
@@ -171,13 +171,13 @@ def gate_review_cmd(
 
     The monitor runs this by itself for the champion once it has served
     governance.review_after_days (once per champion tenure); this runs it now."""
-    from shipway.governance import checks
+    from shipway.governance import review
 
     if not model:
         settings, spec = context(usecase)
         model = f"{spec.registered_model_name}@champion"
     settings, spec, client, mv = _version(model, usecase)
-    record, uri = checks.post_deployment_review(settings, client, spec, mv)
+    record, uri = review.post_deployment_review(settings, client, spec, mv)
     _refresh_cards(settings, client, spec, mv)
     _finish(record, uri)
 

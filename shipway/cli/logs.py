@@ -26,9 +26,10 @@ from rich.logging import RichHandler
 
 OURS = ("shipway", "pipelines", "services", "monitoring", "feature_repo", "benchmarks")
 """Loggers whose INFO records are meant for the user (the rest goes to the log file)."""
-STEP_DETAIL = ("pipelines.steps",)
-"""The pipeline components' own progress (their INFO goes to the log file): kfp.local
-runs them in processes whose output is captured, and an in-process run says no more."""
+STEP_DETAIL = ("pipelines.steps", "shipway.core.registry")
+"""The pipeline components' own progress and the registry client's (their INFO goes to
+the log file): kfp.local runs them in processes whose output is captured, and an
+in-process run says no more."""
 NOISY = ("feast", "urllib3", "alembic", "dvc", "httpx", "httpcore", "git")
 """Held at WARNING even in the file: per-request and per-call chatter (and httpcore's
 request lines, which must not land in a log)."""

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
+from shipway.core.net import free_port
+from shipway.core.settings import Settings
+from shipway.core.spec import Task, UseCaseSpec
 from shipway.data.readiness import EVENT_TS
-from shipway.net import free_port
-from shipway.settings import Settings
-from shipway.spec import Task, UseCaseSpec
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -37,7 +37,7 @@ def later_events(
     the later period, and replaying those rows as "live" traffic would flatter it.
     """
     from pipelines.steps.tasks import champion_trained_before
-    from services.demo import events_after
+    from shipway.data.replay import events_after
 
     trained_before = champion_trained_before(champion) if champion is not None else None
     events = events_after(settings, spec, trained_before).sort_values(EVENT_TS, kind="stable")
@@ -57,8 +57,8 @@ def replay(
     url: str, spec: UseCaseSpec, rows: pd.DataFrame, token: str | None = None, workers: int = 4
 ) -> list[dict[str, Any]]:
     """POST every row to /predict, then its outcome to /feedback; return the answers."""
-    from services.demo import request_body
     from shipway.cli.output import progress
+    from shipway.data.replay import request_body
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -89,7 +89,7 @@ def wait_for_version(
     url: str, spec: UseCaseSpec, row: pd.Series, version: str, timeout: float = 90
 ) -> dict[str, Any]:
     """Poll /predict until the service answers with ``version`` (hot reload, no restart)."""
-    from services.demo import request_body
+    from shipway.data.replay import request_body
 
     deadline = time.monotonic() + timeout
     ans: dict[str, Any] = {}
@@ -130,14 +130,16 @@ def run_loop(settings: Settings, spec: UseCaseSpec, n: int = 400, first: int = 5
     line each, numbered from ``first``."""
     from monitoring.exporter import MonitorMetrics
     from monitoring.monitor import run_window
-    from monitoring.trigger import maybe_retrain
-    from pipelines.steps import registry
-    from services.demo import start_service, wait_ready
+    from monitoring.trigger import RetrainTrigger, maybe_retrain
+    from pipelines.runner import retraining_runner
     from shipway.cli.output import detail, pipeline_steps, say, step
+    from shipway.core import registry
+    from shipway.core.launch import start_service, wait_ready
 
     out: dict[str, Any] = {}
     handle, prom = None, None
     metrics = MonitorMetrics()
+    trigger = RetrainTrigger(settings, runner=retraining_runner(settings))
     try:
         with step(f"step {first}: serve the champion with BentoML") as s:
             handle = start_service(settings, spec, settings.service_port)
@@ -194,7 +196,7 @@ def run_loop(settings: Settings, spec: UseCaseSpec, n: int = 400, first: int = 5
             pipeline_steps(),
             step(f"step {first + 3}: retrain on data up to {as_of} if drift or degradation") as s,
         ):
-            decision = maybe_retrain(settings, spec, result, as_of=as_of)
+            decision = maybe_retrain(settings, spec, result, trigger=trigger, as_of=as_of)
             out["retrain"] = decision.get("outcome")
             res = decision.get("result") or {}
             out["retrain_error"] = decision.get("error") or res.get("error")

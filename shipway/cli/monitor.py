@@ -52,13 +52,20 @@ def run_cmd(
 ) -> None:
     """Compare a window of the prediction log with the champion's reference."""
     from monitoring.exporter import MonitorMetrics
-    from monitoring.metrics_contract import DEFAULT_PORTS, Exporter
-    from monitoring.monitor import WindowResult, run_forever, run_window
+    from monitoring.monitor import run_forever, run_window
     from monitoring.trigger import RetrainTrigger, maybe_retrain
+    from monitoring.window import WindowResult
+    from shipway.core.metrics_contract import DEFAULT_PORTS, Exporter
 
     settings, spec = context(usecase)
     metrics = MonitorMetrics()
-    trigger = RetrainTrigger(settings, registry=metrics.registry) if retrain else None
+    trigger = None
+    if retrain:
+        from pipelines.runner import retraining_runner  # kfp is heavy: only when retraining
+
+        trigger = RetrainTrigger(
+            settings, runner=retraining_runner(settings), registry=metrics.registry
+        )
 
     def react(result: WindowResult) -> None:
         console.print(result.summary())
@@ -137,10 +144,11 @@ def retrain_cmd(
 ) -> None:
     """Start the training pipeline now, through the same cooldown and gate as alerts."""
     from monitoring.trigger import RetrainTrigger, retraining_dir
+    from pipelines.runner import retraining_runner
 
     settings, spec = context(usecase)
     with console.status(f"retraining {spec.name}"):
-        d = RetrainTrigger(settings).request(
+        d = RetrainTrigger(settings, runner=retraining_runner(settings)).request(
             spec, reason=reason, source="cli", force=force, data_rev=data_rev
         )
     console.print(f"decision: [bold]{d['outcome']}[/] {d.get('why', '')}")
@@ -164,11 +172,12 @@ def serve_cmd(
     """Receive Alertmanager webhooks (/alertmanager) and Prometheus pushes (/api/v2/alerts)."""
     from monitoring.trigger import RetrainTrigger
     from monitoring.webhook import TriggerServer
-    from shipway.settings import get_settings
+    from pipelines.runner import retraining_runner
+    from shipway.core.settings import get_settings
 
     settings = get_settings()
     settings.export_env()
-    server = TriggerServer(RetrainTrigger(settings), host, port)
+    server = TriggerServer(RetrainTrigger(settings, runner=retraining_runner(settings)), host, port)
     console.print(
         f"trigger on http://{host}:{port}: POST /alertmanager, POST /api/v2/alerts, "
         "GET /healthz, GET /metrics"

@@ -12,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from shipway.cli.app import UserError, app, console, friendly
-from shipway.portfolio import (
+from shipway.core.settings import get_settings
+from shipway.governance.portfolio import (
     UseCaseStatus,
     drift_text,
     gate_summary,
@@ -20,7 +21,6 @@ from shipway.portfolio import (
     lead_time_text,
     table,
 )
-from shipway.settings import get_settings
 
 
 @app.command("status")
@@ -34,7 +34,7 @@ def status_cmd(
 ) -> None:
     """The portfolio: per use case the champion, gate states, last drift, business KPI
     against its target and the time from the spec's first commit to its first champion."""
-    from shipway.portfolio import collect, write_report
+    from shipway.governance.portfolio import collect, write_report
 
     settings = get_settings()
     statuses = collect(settings, usecase or None)

@@ -8,44 +8,11 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly, venv_bin
-from shipway.settings import Settings
+from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
+from shipway.core.launch import serve_command, service_env
 
 predict_app = typer.Typer(help="Score data with the served model.", no_args_is_help=True)
 app.add_typer(predict_app, name="predict")
-
-SERVICE = "services.prediction:PredictionService"
-
-
-def service_env(
-    settings: Settings, usecase: str, base: dict[str, str] | None = None, **overrides: str
-) -> dict[str, str]:
-    """The environment of a service process: ``base`` (default: ours), resolved locations,
-    the use case, then ``overrides`` (``SHIPWAY_*`` knobs such as the challenger mode)."""
-    env = dict(os.environ if base is None else base)
-    env.update(
-        SHIPWAY_ROOT=str(settings.root),
-        SHIPWAY_STATE_DIR=str(settings.state),
-        SHIPWAY_DATA_DIR=str(settings.data),
-        SHIPWAY_USECASE=usecase,
-        PATH=f"{venv_bin()}{os.pathsep}{env.get('PATH', '')}",
-    )
-    env.setdefault("BENTOML_HOME", str(settings.state / "bentoml"))
-    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    env.update(overrides)
-    return env
-
-
-def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    return [
-        str(Path(venv_bin()) / "bentoml"),
-        "serve",
-        SERVICE,
-        "--port",
-        str(port),
-        "--host",
-        host,
-    ]
 
 
 @app.command("serve")

@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
-from shipway.settings import get_settings
-from shipway.spec import load_spec
-from shipway.usecases import list_usecases, load_usecase
+from shipway.core.settings import get_settings
+from shipway.core.spec import load_spec
+from shipway.core.usecases import list_usecases, load_usecase
 
 Algorithm = Literal["lightgbm", "random_forest", "linear"]
 """The learners the spec accepts (``model.algorithm``; a unit test keeps them equal)."""

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipway.io import write_parquet
-from shipway.spec import Binning, FileSource, Grouping, RdatasetsSource, UseCaseSpec
+from shipway.core.io import write_parquet
+from shipway.core.spec import Binning, FileSource, Grouping, RdatasetsSource, UseCaseSpec
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from shipway.io import write_json, write_parquet, write_text
-from shipway.spec import Column, DType, UseCaseSpec
+from shipway.core.io import write_json, write_parquet, write_text
+from shipway.core.spec import Column, DType, UseCaseSpec
 
 log = logging.getLogger(__name__)
 

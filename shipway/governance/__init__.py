@@ -1,6 +1,6 @@
 """Governance: the gates, their evidence in an append-only audit trail, cards, lineage.
 
-Five gates share one record type (``shipway.evidence.GateRecord``): use-case approval,
+Five gates share one record type (``shipway.core.evidence.GateRecord``): use-case approval,
 data readiness, model validation, production readiness and post-deployment review.
 Promotion, rollback, approvals, retention and erasure leave records of the same kind,
 so an auditor reads one format for every decision. Modules stay small and each owns one

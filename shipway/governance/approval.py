@@ -12,13 +12,13 @@ import getpass
 from datetime import UTC, datetime
 from typing import Any
 
-from shipway.evidence import Criterion, GateRecord
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import HUMAN_APPROVAL
 from shipway.governance.facts import collect
 from shipway.governance.trail import trail_for
 from shipway.governance.versions import APPROVED_BY, GovernanceError, link, subject
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 
 def current_user() -> str:

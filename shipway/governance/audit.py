@@ -20,15 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shipway.evidence import Criterion, GateRecord, content_hash, verify
+from shipway.core.evidence import Criterion, GateRecord, content_hash, verify
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import AUDIT_EXPORT
 from shipway.governance.cards import facts_json, write
 from shipway.governance.facts import VersionFacts, collect
 from shipway.governance.lineage import trained_spec_text
-from shipway.governance.trail import trails_for_version
+from shipway.governance.trail import trail_for, trails_for_version
 from shipway.governance.versions import subject
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 MANIFEST = "manifest.json"
 README = """# Evidence bundle: {model} v{version}
@@ -156,7 +156,6 @@ def _anchor(
     problems: list[str],
 ) -> None:
     """Record the export (and its manifest hash) in the version's audit trail."""
-    from shipway.governance.trail import trail_for
 
     record = GateRecord(
         AUDIT_EXPORT,

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import (
     DATA_READINESS,
     GATES,
@@ -22,7 +23,6 @@ from shipway.governance import (
     USE_CASE_APPROVAL,
 )
 from shipway.governance.facts import SPLITS, VersionFacts
-from shipway.spec import UseCaseSpec
 
 CARD_FILES = ("model_card", "data_card")
 

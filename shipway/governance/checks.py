@@ -1,41 +1,29 @@
 """Run one gate end to end: gather its facts, judge them, append the record, link it.
 
 The training pipeline runs the first three gates itself (``registration``); these are
-the same gates on demand (``shipway gate ...``), plus the two that need a deployed
-world: production readiness and the post-deployment review.
+the same gates on demand (``shipway gate ...``), plus production readiness, which needs
+a built and served model. The post-deployment review is ``review.post_deployment_review``.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from shipway.evidence import GateRecord, verify
+from shipway.core.evidence import GateRecord, verify
+from shipway.core.lineage import data_version
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import MODEL_VALIDATION, gates, probes
 from shipway.governance.facts import collect
 from shipway.governance.provenance import WORKSPACE, readiness_at
-from shipway.governance.review import review_facts
-from shipway.governance.trail import trail_for
+from shipway.governance.trail import append_and_link, trail_for
 from shipway.governance.versions import GovernanceError, link, read_uri, subject
-from shipway.lineage import data_version
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-
-
-def _record(
-    settings: Settings, client: Any, spec: UseCaseSpec, record: GateRecord, mv: Any = None
-) -> str:
-    run_id = mv.run_id if mv is not None else None
-    uri = trail_for(settings, spec.name, run_id=run_id, client=client).append(record)
-    if mv is not None:
-        link(client, mv, record.gate, uri)
-    return uri
 
 
 def use_case_approval(
@@ -43,7 +31,7 @@ def use_case_approval(
 ) -> tuple[GateRecord, str]:
     subj = subject(mv, spec.name) if mv is not None else {"usecase": spec.name}
     record = gates.use_case_approval(spec, subj)
-    return record, _record(settings, client, spec, record, mv)
+    return record, append_and_link(settings, client, spec, record, mv)
 
 
 def data_readiness(settings: Settings, client: Any, spec: UseCaseSpec) -> tuple[GateRecord, str]:
@@ -59,7 +47,7 @@ def data_readiness(settings: Settings, client: Any, spec: UseCaseSpec) -> tuple[
     proof = readiness_at(str(settings.root), WORKSPACE, spec.name)
     subj = {"usecase": spec.name, "data_version": version, "git_rev": WORKSPACE}
     record = gates.data_readiness(spec, subj, proof, frames, version)
-    return record, _record(settings, client, spec, record)
+    return record, append_and_link(settings, client, spec, record)
 
 
 def model_validation(
@@ -102,18 +90,4 @@ def production_readiness(
         "rollback": probes.rollback(client, spec, mv),
     }
     record = gates.production_readiness(spec, subject(mv, spec.name), found)
-    return record, _record(settings, client, spec, record, mv)
-
-
-def post_deployment_review(
-    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, now: datetime | None = None
-) -> tuple[GateRecord, str]:
-    """Review the version now; a review whose window had elapsed marks its champion
-    tenure reviewed, so the monitor's scheduled review does not repeat it."""
-    from shipway.governance.review import mark_reviewed
-
-    facts = review_facts(settings, client, spec, mv, now)
-    record = gates.post_deployment_review(spec, subject(mv, spec.name), facts)
-    uri = _record(settings, client, spec, record, mv)
-    mark_reviewed(client, mv, record)
-    return record, uri
+    return record, append_and_link(settings, client, spec, record, mv)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.steps.registry import LINEAGE_TAGS
-from shipway.evidence import verify
+from shipway.core.evidence import verify
+from shipway.core.registry import LINEAGE_TAGS
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import GATES, HUMAN_APPROVAL, MODEL_VALIDATION, PROMOTION, ROLLBACK
 from shipway.governance.trail import trails_for_version
 from shipway.governance.versions import evidence_links, read_uri
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 SPLITS = ("train", "validation", "test")
 LINEAGE_KEYS = (*LINEAGE_TAGS, "run_id")

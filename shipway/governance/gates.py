@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from shipway.evidence import Criterion, GateRecord
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import (
     DATA_READINESS,
     MODEL_VALIDATION,
@@ -24,7 +25,6 @@ from shipway.governance import (
 )
 from shipway.governance.privacy import pii_criteria, representation
 from shipway.governance.provenance import ReportProof
-from shipway.spec import UseCaseSpec
 
 TS = "event_timestamp"
 

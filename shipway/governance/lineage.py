@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance.provenance import WORKSPACE, lock_chain, retrievable
 from shipway.governance.versions import GovernanceError
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 
 @dataclass
@@ -166,7 +166,7 @@ def trace(settings: Settings, client: Any, request_id: str) -> Trace:
     """Resolve every link of one logged prediction."""
     from mlflow.exceptions import MlflowException
 
-    from shipway.predictionlog import PredictionLog
+    from shipway.core.predictionlog import PredictionLog
 
     row = PredictionLog(settings.prediction_log).get(request_id)
     if row is None:

@@ -41,8 +41,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from shipway.core.settings import Settings
 from shipway.governance.versions import GovernanceError
-from shipway.settings import Settings
 
 POLL_SECONDS = 0.05
 DEFAULT_TIMEOUT = 300.0

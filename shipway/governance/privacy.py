@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from shipway.evidence import Criterion
-from shipway.spec import UseCaseSpec
+from shipway.core.evidence import Criterion
+from shipway.core.metrics import MIN_GROUP_ROWS
+from shipway.core.spec import UseCaseSpec
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -99,10 +100,9 @@ def representation(
 
     The validate stage already holds the whole dataset to ``readiness.min_rows_per_group``;
     a time split can still starve a group. A group with fewer rows in the fitting split
-    than the slice metrics need (``pipelines.steps.metrics.MIN_GROUP_ROWS``), or one that
+    than the slice metrics need (``shipway.core.metrics.MIN_GROUP_ROWS``), or one that
     appears in evaluation but never in fitting, is a group the model did not learn.
     """
-    from pipelines.steps.metrics import MIN_GROUP_ROWS
 
     crit: list[Criterion] = []
     facts: dict[str, Any] = {}

@@ -25,6 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shipway.core import modelframe
+from shipway.core.modelframe import model_frame
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.data.replay import future_bookings, probe_row, request_body
 from shipway.governance.versions import (
     champion,
     eligible,
@@ -32,8 +37,6 @@ from shipway.governance.versions import (
     previous_champion,
     read_uri,
 )
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -43,7 +46,7 @@ RULES = "monitoring/prometheus/rules.yml"
 
 
 def _service_env(settings: Settings, spec: UseCaseSpec, **overrides: str) -> dict[str, str]:
-    from shipway.cli.serve import service_env
+    from shipway.core.launch import service_env
 
     return service_env(settings, spec.name, None, **overrides)
 
@@ -84,7 +87,7 @@ def source_fingerprint(root: Path, usecase: str, bentofile: str = BENTOFILE) -> 
 
 
 def _bentoml(settings: Settings, spec: UseCaseSpec, args: list[str], timeout: float) -> Any:
-    from shipway.cli.app import venv_bin
+    from shipway.core.launch import venv_bin
 
     return subprocess.run(
         [str(Path(venv_bin()) / "bentoml"), *args],
@@ -158,7 +161,7 @@ def start_build(settings: Settings, spec: UseCaseSpec) -> Future[dict[str, Any]]
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import shipway.cli.serve  # noqa: F401  (with shipway.cli.app: what _bentoml uses)
+    import shipway.core.launch  # noqa: F401  (what _bentoml uses)
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bento-build")
     try:
@@ -185,14 +188,12 @@ def _scratch_registry(client: Any, mv: Any, root: Path) -> str:
 
 def _bodies(settings: Settings, spec: UseCaseSpec, n: int) -> list[dict[str, Any]]:
     """Real events from after the training window; the spec's example row if none."""
-    from services.demo import future_bookings, request_body
 
     try:
         rows = future_bookings(settings, spec, n)
         return [request_body(spec, r) for _, r in rows.iterrows()]
     except (ValueError, OSError):
         # only then: services.engine loads the whole scoring stack (Feast, the learner)
-        from services.engine import probe_row
 
         return [probe_row(spec)]
 
@@ -212,16 +213,14 @@ def _served_equals_candidate(
     """Recompute the candidate's prediction on the logged features of smoke requests."""
     import pandas as pd
 
-    from pipelines.steps import learner
-    from shipway.modelframe import model_frame
-    from shipway.predictionlog import PredictionLog
+    from shipway.core.predictionlog import PredictionLog
 
     plog = PredictionLog(log_uri)
     rows = [r for r in (plog.get(i) for i in request_ids[:20]) if r is not None]
     if not rows:
         return False, float("nan")
     frame = pd.DataFrame([r["features"] for r in rows])
-    mine = learner.predict(spec, model, model_frame(spec, frame))
+    mine = modelframe.predict(spec, model, model_frame(spec, frame))
     served = np.array([r["prediction"] for r in rows])
     diff = float(np.max(np.abs(mine - served)))
     return diff <= 1e-6 * max(1.0, float(np.max(np.abs(served)))), diff
@@ -255,8 +254,7 @@ def smoke(
     """Serve the candidate from the Bento, send real requests, time them, check the answers."""
     import httpx
 
-    from services.demo import ServiceHandle, wait_ready
-    from shipway.cli.app import venv_bin
+    from shipway.core.launch import ServiceHandle, venv_bin, wait_ready
 
     if not bento_tag:
         return {"ok": False, "status": None, "detail": "no Bento to serve (build failed)"}

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipway.evidence import Criterion, GateRecord
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import (
     DATA_READINESS,
     MODEL_VALIDATION,
@@ -44,8 +46,6 @@ from shipway.governance.versions import (
     mark_champion,
     subject,
 )
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 
 def _gate(facts: VersionFacts, gate: str) -> Criterion:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from shipway.lineage import file_md5
+from shipway.core.lineage import file_md5
 
 WORKSPACE = "workspace"
 DVC_MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")

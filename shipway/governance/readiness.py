@@ -22,8 +22,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.net import free_port
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.governance.checks import production_readiness
+from shipway.governance.probes import start_build
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -60,7 +63,6 @@ def skip_reason(spec: UseCaseSpec, registered: dict[str, Any]) -> str:
 def start(settings: Settings, spec: UseCaseSpec, registered: dict[str, Any]) -> Started | None:
     """Start the gate's Bento build in the background when the gate will run (None when
     ``skip_reason`` skips it); needs neither the registry nor MLflow."""
-    from shipway.governance.probes import start_build
 
     if skip_reason(spec, registered):
         return None
@@ -81,8 +83,6 @@ def pipeline_readiness(
 
     ``started``: what ``start`` began for this version (the build then is not run again,
     and the gate's seconds count from the build's start)."""
-    from shipway.governance.checks import production_readiness
-    from shipway.net import free_port
 
     reason = skip_reason(spec, registered)
     if reason:

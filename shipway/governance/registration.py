@@ -20,14 +20,14 @@ from typing import Any
 
 import pandas as pd
 
-from shipway.evidence import GateRecord
-from shipway.governance import MODEL_VALIDATION, gates
+from shipway.core.evidence import GateRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.governance import MODEL_VALIDATION, cards, gates
 from shipway.governance.facts import SPLITS, collect
 from shipway.governance.provenance import readiness_at
 from shipway.governance.trail import trail_for
 from shipway.governance.versions import GOVERNANCE_PASSED, link, subject
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 
 @dataclass
@@ -98,7 +98,6 @@ def govern_registration(
 
 def publish_cards(settings: Settings, client: Any, spec: UseCaseSpec, mv: Any) -> dict[str, str]:
     """(Re)render both cards from the recorded facts and attach them to the version."""
-    from shipway.governance import cards
 
     fresh = client.get_model_version(mv.name, str(mv.version))
     return cards.publish(client, spec, collect(settings, client, spec, fresh))

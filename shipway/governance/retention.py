@@ -27,13 +27,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shipway.evidence import Criterion, GateRecord
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.predictionlog import PredictionLog, feedback, predictions
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import ERASURE, RETENTION
 from shipway.governance.trail import AUDIT_RUN_TAG, trail_for
 from shipway.governance.versions import APPROVED_BY, GovernanceError, previous_champion
-from shipway.predictionlog import PredictionLog, feedback, predictions
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 KEEP_ARTIFACTS = ("evidence", "audit", "cards")
 PURGED = "retention_purged_at"
@@ -82,7 +82,7 @@ def feedback_count(plog: PredictionLog, usecase: str) -> int:
 
 def _protected(client: Any, spec: UseCaseSpec, mvs: list[Any]) -> str:
     """Why a run's versions must keep their artifacts ('' if they need not)."""
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     name = spec.registered_model_name
     aliased = {

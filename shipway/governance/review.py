@@ -25,15 +25,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipway.governance.versions import CHAMPION_AT, champion
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.evidence import GateRecord
+from shipway.core.performance import live_performance
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.governance import gates
+from shipway.governance.locks import model_lock
+from shipway.governance.registration import publish_cards
+from shipway.governance.trail import append_and_link
+from shipway.governance.versions import CHAMPION_AT, champion, subject
 
 
 def _served(
     settings: Settings, spec: UseCaseSpec, version: str, start: datetime, end: datetime
 ) -> pd.DataFrame:
-    from shipway.predictionlog import PredictionLog
+    from shipway.core.predictionlog import PredictionLog
 
     df = PredictionLog(settings.prediction_log).window(spec.name, start, end)
     if df.empty:
@@ -88,7 +94,6 @@ def review_facts(
     settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, now: datetime | None = None
 ) -> dict[str, Any]:
     """Everything the post-deployment review judges (see ``gates.post_deployment_review``)."""
-    from monitoring.performance import live_performance
 
     now = now or datetime.now(UTC)
     since = (mv.tags or {}).get(CHAMPION_AT)
@@ -178,10 +183,7 @@ def scheduled_review(
     The record is appended to the audit trail, linked from the version
     (``evidence.post_deployment_review``) and shown on its cards.
     """
-    from pipelines.steps import registry
-    from shipway.governance.checks import post_deployment_review
-    from shipway.governance.locks import model_lock
-    from shipway.governance.registration import publish_cards
+    from shipway.core import registry
 
     client = client or registry.connect(settings.tracking_uri)
     name = spec.registered_model_name
@@ -194,4 +196,16 @@ def scheduled_review(
             return None
         record, uri = post_deployment_review(settings, client, spec, mv, now)
     publish_cards(settings, client, spec, client.get_model_version(name, str(mv.version)))
+    return record, uri
+
+
+def post_deployment_review(
+    settings: Settings, client: Any, spec: UseCaseSpec, mv: Any, now: datetime | None = None
+) -> tuple[GateRecord, str]:
+    """Review the version now; a review whose window had elapsed marks its champion
+    tenure reviewed, so the monitor's scheduled review does not repeat it."""
+    facts = review_facts(settings, client, spec, mv, now)
+    record = gates.post_deployment_review(spec, subject(mv, spec.name), facts)
+    uri = append_and_link(settings, client, spec, record, mv)
+    mark_reviewed(client, mv, record)
     return record, uri

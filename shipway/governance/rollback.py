@@ -15,7 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shipway.evidence import Criterion, GateRecord
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance import ROLLBACK
 from shipway.governance.approval import current_user
 from shipway.governance.locks import model_lock
@@ -29,8 +31,6 @@ from shipway.governance.versions import (
     mark_champion,
     previous_champion,
 )
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 
 
 def rollback(
@@ -44,7 +44,7 @@ def rollback(
 def _rollback(
     settings: Settings, client: Any, spec: UseCaseSpec, by: str, reason: str, lock: str
 ) -> tuple[GateRecord, str]:
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     name = spec.registered_model_name
     current = champion(client, name)

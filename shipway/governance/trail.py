@@ -7,7 +7,7 @@ Two stores, one layout and one interface:
   run of the model version a record is about, or the use case's own audit run for
   records about no single version (erasure, retention, rollback).
 
-Layout: ``records/<gate>-<hash16>.json|.md`` (``shipway.evidence.record_files``) and one
+Layout: ``records/<gate>-<hash16>.json|.md`` (``shipway.core.evidence.record_files``) and one
 immutable entry per append, ``trail/<seq:06d>.json``, holding the record's name and hash
 and the hash of the previous entry. Files are created exclusively and never rewritten,
 so appending is the only operation; ``verify`` re-checks every record hash and the
@@ -32,10 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from shipway.evidence import GateRecord, content_hash, record_files, verify
+from shipway.core.evidence import GateRecord, content_hash, record_files, verify
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance.locks import trail_lock
-from shipway.governance.versions import GovernanceError
-from shipway.settings import Settings
+from shipway.governance.versions import GovernanceError, link
 
 GENESIS = "genesis"
 RECORDS, ENTRIES = "records", "trail"
@@ -253,7 +254,7 @@ def _dump(d: dict[str, Any]) -> bytes:
 
 def audit_run(client: Any, usecase: str, artifact_root: str | None = None) -> str:
     """The use case's own MLflow run for records about no single model version."""
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     exp_id = registry.experiment(client, usecase, artifact_root)
     runs = client.search_runs([exp_id], filter_string=f"tags.`{AUDIT_RUN_TAG}` = 'true'")
@@ -275,7 +276,7 @@ def trail_for(
     if settings.environment == "local":
         return AuditTrail(FileStore(settings.state / "audit" / usecase))
     if client is None:
-        from pipelines.steps import registry
+        from shipway.core import registry
 
         client = registry.connect(settings.tracking_uri)
     rid = run_id or shared_audit_run(settings, client, usecase)
@@ -307,3 +308,15 @@ def trails_for_version(
         trail_for(settings, usecase, run_id=run_id, client=client),
         trail_for(settings, usecase, client=client),
     ]
+
+
+def append_and_link(
+    settings: Settings, client: Any, spec: UseCaseSpec, record: GateRecord, mv: Any = None
+) -> str:
+    """Append a gate record to the use case's trail (the version's run's, when given)
+    and link it from the version; returns the record's URI."""
+    run_id = mv.run_id if mv is not None else None
+    uri = trail_for(settings, spec.name, run_id=run_id, client=client).append(record)
+    if mv is not None:
+        link(client, mv, record.gate, uri)
+    return uri

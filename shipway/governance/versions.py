@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from shipway.spec import UseCaseSpec
+from shipway.core.spec import UseCaseSpec
 
 CHAMPION_AT = "champion_at"
 ROLLED_BACK_AT = "rolled_back_at"
@@ -100,14 +100,14 @@ def read_uri(uri: str, client: Any = None) -> bytes:
 
 
 def champion(client: Any, name: str) -> Any | None:
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     return registry.alias_version(client, name, registry.CHAMPION)
 
 
 def mark_champion(client: Any, mv: Any) -> None:
     """Point ``champion`` at the version and remember when (the history rollback needs)."""
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     registry.set_alias(client, mv.name, registry.CHAMPION, str(mv.version))
     client.set_model_version_tag(

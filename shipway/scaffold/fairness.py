@@ -54,7 +54,7 @@ SENSITIVE_WORDS = frozenset(
 """Name tokens that mark a protected attribute (fairness slices, risk level high)."""
 MIN_GROUP_ROWS = 30
 """Rows a group needs in a window before its metrics are computed (the gate's
-``pipelines.steps.metrics.MIN_GROUP_ROWS``)."""
+``shipway.core.metrics.MIN_GROUP_ROWS``)."""
 MEASURED_TEST_ROWS = 50
 """Test-window rows a group should hold for its metrics to mean something."""
 MEASURED_TEST_MINORITY = 15

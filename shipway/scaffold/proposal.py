@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from shipway.core.spec import NAME_RE, Binning, Grouping, ModelConfig
 from shipway.data.ingest import bin_column, group_column
 from shipway.scaffold.acceptance import acceptance, objective
 from shipway.scaffold.columns import Profile, field_rule, nice_range, profile, spec_names, tokens
@@ -40,7 +41,6 @@ from shipway.scaffold.timing import (
     propose_split,
     windows,
 )
-from shipway.spec import NAME_RE, Binning, Grouping, ModelConfig
 
 PII_WORDS = frozenset({"name", "email", "phone", "address", "ssn", "passport", "iban", "ip"})
 """Name tokens of personal data that must never reach training."""

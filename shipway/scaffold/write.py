@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from shipway.core.spec import UseCaseSpec
 from shipway.scaffold.errors import ScaffoldError
 from shipway.scaffold.params import propose_overrides, register_in_params
 from shipway.scaffold.proposal import propose
 from shipway.scaffold.render import render
 from shipway.scaffold.source import copy_into, parse_source, read, repo_path, title
-from shipway.spec import UseCaseSpec
 
 
 @dataclass

@@ -18,8 +18,8 @@ import pytest
 from conftest import ROOT, require, tool_env
 from mlflow import MlflowClient
 
-from pipelines.steps import registry
-from shipway.predictionlog import PredictionLog
+from shipway.core import registry
+from shipway.core.predictionlog import PredictionLog
 
 pytestmark = pytest.mark.e2e
 REPLAY = 400  # the demo's default

@@ -30,15 +30,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.steps import learner, onnx_export, registry, tasks
+from pipelines.steps import onnx_export, tasks
 from pipelines.steps.fetch import load_fetched
 from services import batch, rowscorer, scoring
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
 from services.models import ModelLoader
-from shipway.modelframe import model_columns, model_frame
-from shipway.settings import Settings
-from shipway.spec import Task, UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core import modelframe, registry
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.modelframe import model_columns, model_frame
+from shipway.core.settings import Settings
+from shipway.core.spec import Task, UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.data.replay import future_bookings, request_body
 from tests.conftest import ROOT, free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
@@ -177,7 +179,7 @@ def test_service_loader_and_batch_job_score_it_as_trained(
     t = trained[usecase, algorithm]
     native = joblib.load(t.run / "model" / "model.joblib")
     x = _test_frame(t).head(300)
-    want = learner.predict(t.spec, native, x)
+    want = modelframe.predict(t.spec, native, x)
     served = ModelLoader(world.settings.tracking_uri, t.spec).load(t.version, "champion")
     assert served.scorer is not None
     np.testing.assert_array_equal(served.scorer(model_columns(t.spec, x, len(x))), want)
@@ -200,7 +202,7 @@ def test_service_loader_and_batch_job_score_it_as_trained(
     assert out["prediction"].notna().all() and (out["model_version"] == t.version).all()
     feats = scoring.fetch(world.store, t.spec, rows.to_dict("records"))
     np.testing.assert_array_equal(
-        out["prediction"].to_numpy(), learner.predict(t.spec, native, feats.x)
+        out["prediction"].to_numpy(), modelframe.predict(t.spec, native, feats.x)
     )
 
 

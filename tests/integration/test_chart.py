@@ -33,7 +33,7 @@ import pytest
 import yaml
 from conftest import chart_tools, free_port, globbed, nonempty, require
 
-from shipway.settings import Settings
+from shipway.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -1390,7 +1390,7 @@ def test_pipeline_runs_fetch_from_the_configured_repository_and_remote(
     """The chart's env is what `shipway pipeline submit` / the trigger and the fetch step
     read: a run names the project's git URL (the image has no history) and the remote."""
     from pipelines.runner import pipeline_arguments
-    from shipway.settings import Settings
+    from shipway.core.settings import Settings
 
     env = configmap_env(rendered["production"])
     assert env["SHIPWAY_GIT_REPO_URL"] == "https://git.example.com/ml-team/shipway.git"

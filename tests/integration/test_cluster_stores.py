@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from feature_repo.store import apply, feature_store, historical, materialize, online
-from shipway.predictionlog import PredictionLog, PredictionRecord
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.predictionlog import PredictionLog, PredictionRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 
 pytestmark = pytest.mark.integration
 
@@ -83,9 +83,9 @@ def test_mlflow_registry_on_postgres(
     postgres_url: str, repo_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from pipelines.runner import run_in_process
-    from pipelines.steps import registry
+    from shipway.core import registry
+    from shipway.core.usecases import load_usecase
     from shipway.governance.trail import trail_for
-    from shipway.usecases import load_usecase
 
     _createdb(postgres_url, "mlflow")
     state = tmp_path_factory.mktemp("mlflow-pg")

@@ -25,14 +25,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.steps import gate, learner, onnx_export, registry
+from pipelines.steps import gate, onnx_export
 from pipelines.steps.fetch import load_fetched
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.evidence import verify
-from shipway.modelframe import model_frame, target_vector
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core import modelframe, registry
+from shipway.core.evidence import verify
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.modelframe import model_frame, target_vector
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.data.replay import future_bookings, request_body
 from tests.conftest import ROOT, free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
@@ -180,7 +182,7 @@ def test_onnx_classifier_matches_native_probabilities(
     spec, _, _ = load_fetched(w / "data")
     model = joblib.load(w / "model" / "model.joblib")
     x = model_frame(spec, pd.read_parquet(w / "sets" / "test.parquet"))
-    native = learner.predict(spec, model, x)
+    native = modelframe.predict(spec, model, x)
     onx = (w / "eval" / "model.onnx").read_bytes()
     assert native.min() > 0 and native.max() < 1  # probabilities, not classes
     parity = onnx_export.compare(spec, model, onx, x)
@@ -319,7 +321,9 @@ def test_credit_serves_probability_and_class_beside_hotel(
             for ent in ("job", "home"):
                 for k, v in online_entity(store, credit, ent, body[ent]).items():
                     frame[k] = v
-            assert p == pytest.approx(learner.predict(credit, model, model_frame(credit, frame))[0])
+            assert p == pytest.approx(
+                modelframe.predict(credit, model, model_frame(credit, frame))[0]
+            )
         bad = c.post("/predict", json={**body, "age_group": "teenager"})
         assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["age_group"]
     hotel_body = request_body(hotel, future_bookings(settings, hotel, 1).iloc[0])
@@ -337,7 +341,7 @@ def test_monitor_and_portfolio_show_both_use_cases(
     credit_trained: dict,
 ) -> None:
     from monitoring.monitor import run_window
-    from shipway import portfolio
+    from shipway.governance import portfolio
 
     rows = [request_body(credit, r) for _, r in future_bookings(settings, credit, 60).iterrows()]
     with httpx.Client(base_url=services[NAME].url, timeout=60) as c:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipway.lineage import data_version, dvc_md5
+from shipway.core.lineage import data_version, dvc_md5
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,11 +156,11 @@ def test_workspace_version_lineage_outlives_the_working_tree(clone: Path, tmp_pa
     from mlflow import MlflowClient
 
     from pipelines.steps.fetch import WORKSPACE, fetch
+    from shipway.core.lineage import git_commit
+    from shipway.core.predictionlog import PredictionLog, PredictionRecord
+    from shipway.core.settings import Settings
+    from shipway.core.spec import load_spec
     from shipway.governance.lineage import trace
-    from shipway.lineage import git_commit
-    from shipway.predictionlog import PredictionLog, PredictionRecord
-    from shipway.settings import Settings
-    from shipway.spec import load_spec
 
     _run(["dvc", "repro", "features"], clone)
     _run(["git", "add", "dvc.lock"], clone)  # the user commits the data version

@@ -33,9 +33,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core import modelframe
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.data.replay import future_bookings, request_body
 
 try:  # tests/ may or may not be a package
     from tests.conftest import free_port, require, tool_env
@@ -70,9 +72,9 @@ def expected(
     """What the champion predicts for ``bookings`` on the offline path (historical features
     at the materialization time): independent of any online store."""
     from feature_repo.store import feature_end, historical
-    from pipelines.steps import learner, registry
+    from shipway.core import registry
+    from shipway.core.modelframe import model_frame
     from shipway.data.readiness import EVENT_TS
-    from shipway.modelframe import model_frame
 
     entity_df = bookings[hotel.entity_columns + hotel.request_field_names].copy()
     for k in hotel.entity_columns:
@@ -82,7 +84,7 @@ def expected(
     registry.connect(champion["uri"])
     model = registry.load(f"models:/{MODEL}/{champion['version']}")
     registry.connect(settings.tracking_uri)
-    return np.asarray(learner.predict(hotel, model, model_frame(hotel, offline)))
+    return np.asarray(modelframe.predict(hotel, model, model_frame(hotel, offline)))
 
 
 def _log(handle: ServiceHandle) -> str:
@@ -245,7 +247,7 @@ def test_kill_9_under_load_then_restart_serves_every_acknowledged_prediction(
     """SIGKILL the whole service group while 6 clients are posting; a new service on the
     same prediction log starts cleanly and knows every acknowledged prediction (feedback
     for each is accepted, which looks it up in the log), and keeps appending to it."""
-    from shipway.predictionlog import PredictionLog
+    from shipway.core.predictionlog import PredictionLog
 
     log_db = tmp_path / "predictions.db"
     env = {
@@ -301,7 +303,7 @@ class PrivateRegistry:
     """A SQLite MLflow registry of its own, so aliases here move nobody else's."""
 
     def __init__(self, root: Path) -> None:
-        from pipelines.steps import registry
+        from shipway.core import registry
 
         root.mkdir(parents=True, exist_ok=True)
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -312,7 +314,7 @@ class PrivateRegistry:
         """Log ``model`` in ``experiment`` and register it as a new version of the model."""
         import mlflow
 
-        from pipelines.steps import registry
+        from shipway.core import registry
 
         registry.connect(self.uri)
         exp = registry.experiment(self.client, experiment, self.artifacts)
@@ -324,7 +326,7 @@ class PrivateRegistry:
 
     def state(self) -> tuple[dict[str, str | None], list[str]]:
         """(champion/challenger targets, versions that exist), for before/after checks."""
-        from pipelines.steps import registry
+        from shipway.core import registry
 
         versions = self.client.search_model_versions(f"name='{MODEL}'")
         return registry.alias_targets(self.client, MODEL), sorted(str(v.version) for v in versions)
@@ -335,7 +337,7 @@ class PrivateRegistry:
 
 
 def _registry_with_champion(root: Path, model: Any) -> PrivateRegistry:
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     reg = PrivateRegistry(root)
     registry.set_alias(reg.client, MODEL, registry.CHAMPION, reg.register(model))
@@ -356,7 +358,8 @@ def test_artifact_store_unwritable_in_register_step_leaves_registry_untouched(
     """In-process pipeline; the register step's MLflow run starts, then its first artifact
     write fails. No version appears, the run is FAILED, and a retry after the fix works."""
     from pipelines.runner import run_in_process
-    from pipelines.steps import registry, tasks
+    from pipelines.steps import tasks
+    from shipway.core import registry
 
     reg = _registry_with_champion(tmp_path / "registry", champion_model)
     before = reg.state()
@@ -400,7 +403,7 @@ def test_kfp_register_step_failing_after_version_created_withdraws_it(
     """kfp.local run; the version is created, then writing the governance evidence fails
     (the audit-trail store is a file). The version must not stay half-registered."""
     from pipelines.runner import PipelineFailed, run_local
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     reg = _registry_with_champion(tmp_path / "registry", champion_model)
     before = reg.state()
@@ -433,7 +436,7 @@ def test_withdraw_puts_moved_aliases_back(tmp_path: Path) -> None:
     challenger and champion aliases before its registration failed gives both back."""
     from sklearn.dummy import DummyRegressor
 
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     reg = PrivateRegistry(tmp_path)
     assert registry.alias_targets(reg.client, MODEL) == {"champion": None, "challenger": None}
@@ -462,6 +465,6 @@ def _mlflow_back_to_session(request: pytest.FixtureRequest) -> Iterator[None]:
     """Private registries set MLflow's process-wide URI; later modules expect the session's."""
     yield
     if "settings" in request.fixturenames:
-        from pipelines.steps import registry
+        from shipway.core import registry
 
         registry.connect(request.getfixturevalue("settings").tracking_uri)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from feature_repo.store import historical, online, online_entity
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 
 pytestmark = pytest.mark.integration
 

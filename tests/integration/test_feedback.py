@@ -20,11 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.predictionlog import PredictionLog
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.predictionlog import PredictionLog
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.data.replay import future_bookings, request_body
 from tests.integration.test_service import champion  # noqa: F401  (the served hotel champion)
 from tests.unit.test_feedback import concurrent_labels, label_rules
 
@@ -81,7 +82,7 @@ def credit_champion(
     stay untouched."""
     from feature_repo.store import apply, materialize
     from pipelines.runner import run_in_process
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     apply(feast_store, [hotel, credit], settings.data)
     materialize(feast_store, credit, settings.data)

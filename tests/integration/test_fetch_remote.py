@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.steps.fetch import fetch
-from shipway.settings import get_settings
+from shipway.core.settings import get_settings
 from tests.conftest import ROOT
 
 

@@ -28,9 +28,10 @@ import psutil
 import pytest
 import requests
 
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.data.replay import future_bookings, request_body
 from tests.integration.test_service import champion  # noqa: F401  (the served champion)
 
 try:  # tests/ may or may not be a package

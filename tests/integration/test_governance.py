@@ -27,10 +27,15 @@ import numpy as np
 import pytest
 import yaml
 
-from pipelines.steps import registry, tasks
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.evidence import verify
-from shipway.governance import checks, gates, probes
+from pipelines.steps import tasks
+from shipway.core import registry
+from shipway.core.evidence import verify
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.settings import Settings
+from shipway.core.spec import RiskLevel, UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.data.replay import future_bookings, request_body
+from shipway.governance import checks, gates, probes, review
 from shipway.governance.approval import approve
 from shipway.governance.audit import export, verify_bundle
 from shipway.governance.lineage import trace
@@ -44,9 +49,6 @@ from shipway.governance.versions import (
     GovernanceError,
     read_uri,
 )
-from shipway.settings import Settings
-from shipway.spec import RiskLevel, UseCaseSpec
-from shipway.usecases import load_usecase
 from tests.conftest import ROOT, free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
@@ -450,7 +452,7 @@ def test_post_deployment_review_measures_what_the_champion_did(
     from sklearn.metrics import mean_absolute_error
 
     answers = served[1]
-    early, _ = checks.post_deployment_review(
+    early, _ = review.post_deployment_review(
         world.settings, world.client, world.spec, world.version("1")
     )
     assert "review_window_elapsed" in {c.name for c in early.failures}  # 7 days not over
@@ -461,7 +463,7 @@ def test_post_deployment_review_measures_what_the_champion_did(
         "review_min_predictions": len(answers),
     }
     spec = UseCaseSpec.model_validate(data)
-    rec, _ = checks.post_deployment_review(world.settings, world.client, spec, world.version("1"))
+    rec, _ = review.post_deployment_review(world.settings, world.client, spec, world.version("1"))
     f = rec.facts
     assert f["predictions"] == len(answers)
     live = mean_absolute_error([a["actual"] for a in answers], [a["prediction"] for a in answers])
@@ -478,7 +480,7 @@ def test_post_deployment_review_measures_what_the_champion_did(
     from monitoring.monitor import run_window
 
     window = run_window(world.settings, world.spec, f["window"]["start"], datetime.now(UTC))
-    rec, _ = checks.post_deployment_review(world.settings, world.client, spec, world.version("1"))
+    rec, _ = review.post_deployment_review(world.settings, world.client, spec, world.version("1"))
     drift = {c.name: c for c in rec.criteria}["drift"]
     assert window.drift is not None and drift.value == pytest.approx(window.drift.share)
     assert drift.passed == (not window.drift_detected)
@@ -600,7 +602,7 @@ def test_audit_bundle_verifies_and_tampering_is_detected(world: World, tmp_path:
 def test_erasure_through_the_cli_removes_one_entity_from_the_served_log(
     world: World, served: tuple[ServiceHandle, list[dict[str, Any]]]
 ) -> None:
-    from shipway.predictionlog import PredictionLog
+    from shipway.core.predictionlog import PredictionLog
 
     answers = served[1]
     agent = answers[0]["agent"]
@@ -648,7 +650,7 @@ def test_retention_purges_old_runs_but_keeps_protected_ones(world: World) -> Non
 def _probe(world: World) -> Any:
     import pandas as pd
 
-    from shipway.modelframe import model_frame
+    from shipway.core.modelframe import model_frame
 
     rows = future_bookings(world.settings, world.spec, 3)
     return model_frame(world.spec, pd.DataFrame(rows))

@@ -11,11 +11,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from pipelines.steps import registry
-from shipway.evidence import Criterion, GateRecord, verify
+from shipway.core import registry
+from shipway.core.evidence import Criterion, GateRecord, verify
+from shipway.core.settings import Settings
 from shipway.governance.trail import AUDIT_RUN_TAG, AuditTrail, MlflowStore, trail_for
 from shipway.governance.versions import GovernanceError, read_uri
-from shipway.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.test_cluster_stores import _createdb, _sa
 

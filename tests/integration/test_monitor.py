@@ -2,6 +2,7 @@
 
 The prediction log is fed the way the service feeds it (PredictionRecords with every
 model input, feedback by request id), with real bookings: their point-in-time features
+from shipway.core import modelframe
 from the Feast feature service and the champion's own predictions. The champion was
 validated on January-February 2017, so summer 2017 is the real seasonal shift.
 """
@@ -33,11 +34,12 @@ from monitoring.prometheus_config import query as prom_query
 from monitoring.reference import load_reference
 from monitoring.report import INDEX, list_windows
 from monitoring.trigger import history
-from pipelines.steps import dataset, learner, registry
-from shipway.modelframe import model_frame, target_vector
-from shipway.predictionlog import PredictionLog, PredictionRecord
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from pipelines.steps import dataset
+from shipway.core import modelframe, registry
+from shipway.core.modelframe import model_frame, target_vector
+from shipway.core.predictionlog import PredictionLog, PredictionRecord
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from tests.conftest import ROOT, free_port, registry_copy, require, session_champion
 
 pytestmark = pytest.mark.integration
@@ -125,14 +127,14 @@ def logged(
     s = mon_settings
     plog = PredictionLog(s.prediction_log)
     summer = between(bookings, SUMMER)
-    pred = learner.predict(hotel, model, model_frame(hotel, summer))
+    pred = modelframe.predict(hotel, model, model_frame(hotel, summer))
     ids = log_bookings(plog, hotel, summer, version, pred, prefix="summer", logged_on=DAY_A)
     labelled = np.random.default_rng(7).random(len(summer)) < 0.6
     y = target_vector(hotel, summer)
     for i in np.flatnonzero(labelled):
         assert plog.add_feedback(hotel.name, ids[i], float(y[i]))
     early = between(bookings, REF_PERIOD).sample(frac=0.5, random_state=0).reset_index(drop=True)
-    early_pred = learner.predict(hotel, model, model_frame(hotel, early))
+    early_pred = modelframe.predict(hotel, model, model_frame(hotel, early))
     log_bookings(plog, hotel, early, version, early_pred, prefix="early", logged_on=DAY_B)
     return {"settings": s, "plog": plog, "summer": summer, "labelled": labelled, "early": early}
 
@@ -222,7 +224,7 @@ def test_shadow_challenger_is_compared_on_the_same_requests(
     plog = PredictionLog(s.prediction_log)
     rows = between(bookings, ("2017-05-01", "2017-06-01"))
     y = target_vector(hotel, rows)
-    pred = learner.predict(hotel, champion[0], model_frame(hotel, rows))
+    pred = modelframe.predict(hotel, champion[0], model_frame(hotel, rows))
     noise = np.random.default_rng(1).normal(0, 3, len(y))
     shadow = y + noise if challenger == "better" else pred.copy()
     ids = log_bookings(plog, hotel, rows, champion[1], pred, prefix="r", logged_on=DAY_A)
@@ -316,7 +318,7 @@ def test_cli_runs_a_window_lists_reports_and_respects_the_cooldown(
     from typer.testing import CliRunner
 
     from shipway.cli import app
-    from shipway.settings import get_settings
+    from shipway.core.settings import get_settings
 
     s = logged["settings"]
     env = {

@@ -29,7 +29,6 @@ import yaml
 from conftest import free_port, globbed, require
 from prometheus_client import CollectorRegistry, start_http_server
 
-from monitoring.metrics_contract import counter, gauge, histogram
 from monitoring.prometheus_config import (
     PrometheusConfig,
     PrometheusServer,
@@ -37,6 +36,7 @@ from monitoring.prometheus_config import (
     start_prometheus,
     wait_for,
 )
+from shipway.core.metrics_contract import counter, gauge, histogram
 
 PROM_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 RULES = PROM_DIR / "rules.yml"

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.steps import registry
+from shipway.core import registry
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from shipway.governance.locks import lock_backend, model_lock
 from shipway.governance.trail import trail_for
 from shipway.governance.versions import CHAMPION_AT, ROLLED_BACK_AT
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
 from tests.conftest import ROOT
 from tests.integration.test_governance import own_stores, register_steps, train_steps
 

@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core import modelframe
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.data.replay import future_bookings, request_body
 
 try:  # tests/ may or may not be a package
     from tests.conftest import free_port, registry_copy, require, session_champion, tool_env
@@ -103,7 +105,7 @@ def test_prediction_content(client: httpx.Client, body: dict, champion: dict) ->
 def test_client_request_id_is_kept_and_logged(
     client: httpx.Client, body: dict, settings: Settings
 ) -> None:
-    from shipway.predictionlog import PredictionLog
+    from shipway.core.predictionlog import PredictionLog
 
     resp = client.post("/predict", json=body, headers={"X-Request-ID": "demo-req-0001"})
     assert resp.status_code == 200
@@ -177,8 +179,8 @@ def test_auth_is_off_by_default(client: httpx.Client, body: dict) -> None:
 def test_missing_entity_gets_declared_default_and_flag(
     client: httpx.Client, body: dict, hotel: UseCaseSpec, champion: dict, settings: Settings
 ) -> None:
-    from pipelines.steps import learner, registry
-    from shipway.modelframe import model_frame
+    from shipway.core import registry
+    from shipway.core.modelframe import model_frame
 
     unknown = {**body, "agent": "agent_never_seen_xyz"}
     resp = client.post("/predict", json=unknown)
@@ -205,7 +207,7 @@ def test_missing_entity_gets_declared_default_and_flag(
     country = online_entity(feature_store(settings), hotel, "country", body["country"])
     for name, value in country.items():
         frame[name] = value
-    expected = learner.predict(hotel, model, model_frame(hotel, frame))[0]
+    expected = modelframe.predict(hotel, model, model_frame(hotel, frame))[0]
     assert resp.json()["prediction"] == pytest.approx(expected, rel=1e-9)
 
 
@@ -219,9 +221,9 @@ def test_no_training_serving_skew(
 ) -> None:
     """Served == offline: historical features at the materialized time, model_frame, predict."""
     from feature_repo.store import feature_end, historical
-    from pipelines.steps import learner, registry
+    from shipway.core import registry
+    from shipway.core.modelframe import model_frame
     from shipway.data.readiness import EVENT_TS
-    from shipway.modelframe import model_frame
 
     end = feature_end(hotel, settings.data)
     entity_df = bookings[hotel.entity_columns + hotel.request_field_names].copy()
@@ -231,7 +233,7 @@ def test_no_training_serving_skew(
     offline = historical(feast_store, hotel, entity_df)
     registry.connect(champion["uri"])
     model = registry.load(f"models:/hotel_rates/{champion['version']}")
-    expected = learner.predict(hotel, model, model_frame(hotel, offline))
+    expected = modelframe.predict(hotel, model, model_frame(hotel, offline))
     served = [
         client.post("/predict", json=request_body(hotel, row)).json()
         for _, row in bookings.iterrows()
@@ -288,7 +290,7 @@ def test_batch_job_equals_real_time(
 
 
 def test_feedback(client: httpx.Client, body: dict, settings: Settings) -> None:
-    from shipway.predictionlog import PredictionLog
+    from shipway.core.predictionlog import PredictionLog
 
     rid = client.post("/predict", json=body).json()["request_id"]
     ok = client.post("/feedback", json={"request_id": rid, "actual": 123.4})
@@ -310,7 +312,7 @@ def test_feedback(client: httpx.Client, body: dict, settings: Settings) -> None:
 def test_metrics_follow_the_contract(
     client: httpx.Client, body: dict, champion: dict, hotel: UseCaseSpec
 ) -> None:
-    from monitoring.metrics_contract import CONTRACT, Exporter
+    from shipway.core.metrics_contract import CONTRACT, Exporter
 
     client.post("/predict", json=body)
     client.post("/predict", json={**body, "adults": 99})  # a 400, counted by status

@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.demo import ServiceHandle, future_bookings, request_body, start_service, wait_ready
 from services.models import bucket
-from shipway.predictionlog import PredictionLog
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.predictionlog import PredictionLog
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.data.replay import future_bookings, request_body
 
 try:  # tests/ may or may not be a package
     from tests.conftest import free_port, require, tool_env
@@ -46,7 +47,7 @@ class Registry:
     """A private registry: register sklearn models, move aliases."""
 
     def __init__(self, root: Path) -> None:
-        from pipelines.steps import registry
+        from shipway.core import registry
 
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
         self.artifacts = (root / "artifacts").as_uri()
@@ -56,7 +57,7 @@ class Registry:
     def register(self, model: Any) -> str:
         import mlflow
 
-        from pipelines.steps import registry
+        from shipway.core import registry
 
         registry.connect(self.uri)
         exp = registry.experiment(self.client, "hotel_rates", self.artifacts)
@@ -101,7 +102,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def champion_model(settings: Settings, champion: dict) -> Any:
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     registry.connect(champion["uri"])
     model = registry.load(f"models:/hotel_rates/{champion['version']}")

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from pipelines.steps import registry
-from shipway.evidence import Criterion, GateRecord
+from shipway.core import registry
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.settings import Settings
 from shipway.governance.locks import model_lock
 from shipway.governance.trail import AUDIT_RUN_TAG, AuditTrail, trail_for
-from shipway.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.test_cluster_stores import _createdb, _sa
 

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from pipelines.runner import run_local
-from pipelines.steps import onnx_export, registry, tasks
+from pipelines.steps import onnx_export, tasks
 from pipelines.steps.fetch import load_fetched
-from shipway.evidence import verify
-from shipway.settings import Settings
+from shipway.core import registry
+from shipway.core.evidence import verify
+from shipway.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 LINEAGE = (
@@ -151,7 +152,7 @@ def test_onnx_parity_catches_a_corrupted_model(settings: Settings, trained: dict
     spec, _, _ = load_fetched(w / "data")
     model = joblib.load(w / "model" / "model.joblib")
     test = pd.read_parquet(w / "sets" / "test.parquet")
-    from shipway.modelframe import model_frame
+    from shipway.core.modelframe import model_frame
 
     x = model_frame(spec, test)
     good = onnx_export.to_onnx(spec, model)

@@ -17,8 +17,6 @@ import yaml
 
 from monitoring.drift import ColumnDrift, DriftResult
 from monitoring.exporter import MonitorMetrics
-from monitoring.monitor import WindowResult
-from monitoring.performance import Performance
 from monitoring.prometheus_config import (
     RULES_FILE,
     PrometheusConfig,
@@ -28,9 +26,12 @@ from monitoring.prometheus_config import (
 )
 from monitoring.trigger import RetrainTrigger, history
 from monitoring.webhook import TriggerServer
-from pipelines.steps import registry
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from monitoring.window import WindowResult
+from pipelines.runner import retraining_runner
+from shipway.core import registry
+from shipway.core.performance import Performance
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
 from tests.conftest import ROOT, free_port, registry_copy, require, session_champion
 
 pytestmark = pytest.mark.integration
@@ -189,7 +190,9 @@ def test_a_candidate_failing_the_gate_never_becomes_champion(
     before = registry.alias_version(client, "hotel_rates", registry.CHAMPION)
     assert before is not None
     n_versions = len(client.search_model_versions("name='hotel_rates'"))
-    trigger = RetrainTrigger(s)  # the real runner: the KFP pipeline through kfp.local
+    trigger = RetrainTrigger(
+        s, runner=retraining_runner(s)
+    )  # the real runner: the KFP pipeline through kfp.local
     d = trigger.request(hotel, reason="alert ShipwayDataDrift", source="test")
     assert d["outcome"] == "started", d
     res = d["result"]

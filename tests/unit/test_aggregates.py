@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from feature_repo.aggregates import entity_table
-from shipway.spec import Aggregate, EntityFeatures
-from shipway.usecases import load_usecase
+from shipway.core.spec import Aggregate, EntityFeatures
+from shipway.core.usecases import load_usecase
 
 
 def _events() -> pd.DataFrame:

@@ -29,10 +29,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.steps import dataset, learner, onnx_export, registry
+from pipelines.steps import dataset, learner, onnx_export
 from services import rowscorer, scoring
-from shipway.modelframe import model_columns, model_frame, target_vector
-from shipway.spec import Acceptance, Task, UseCaseSpec
+from shipway.core import modelframe, registry
+from shipway.core.modelframe import model_columns, model_frame, target_vector
+from shipway.core.spec import Acceptance, Task, UseCaseSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 ALGORITHMS = ("lightgbm", "random_forest", "linear")
@@ -149,7 +150,7 @@ def test_mlflow_skops_round_trip_scores_like_the_trained_model(
     assert (path / "model.skops").is_file()
     loaded = registry.load(str(path))
     x = c.x_test.head(200)
-    want = learner.predict(c.spec, model, x)
+    want = modelframe.predict(c.spec, model, x)
     # the batch job: services.batch.score_table -> scoring.predict on the model frame
     np.testing.assert_array_equal(scoring.predict(c.spec, loaded, x), want)
     # the real-time service: services.models.ModelLoader -> rowscorer.predictor on columns

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
 from shipway.governance import DATA_READINESS, cards
 from shipway.governance.facts import VersionFacts
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from services.engine import Engine
 from services.metrics import ServiceMetrics, gauges_text
 from services.models import ModelSet, ServedModel
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec, load_spec
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

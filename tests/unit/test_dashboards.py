@@ -1,5 +1,5 @@
 """Grafana dashboards are provisionable, and dashboards, rules and runbook use only the
-metric contract (monitoring/metrics_contract.py) and recorded series that exist."""
+metric contract (shipway/core/metrics_contract.py) and recorded series that exist."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import globbed
 
-from monitoring.metrics_contract import (
+from shipway.core.metrics_contract import (
     CONTRACT,
     SERIES_NAMES,
     MetricType,
@@ -166,7 +166,7 @@ def test_only_contract_metrics_and_defined_recordings_are_used(path: Path) -> No
     used = _series_used(path.read_text())
     assert used, "the file reads no series at all?"
     unknown = sorted(n for n in used if ":" not in n and n not in SERIES_NAMES)
-    assert not unknown, f"not in monitoring/metrics_contract.py: {unknown}"
+    assert not unknown, f"not in shipway/core/metrics_contract.py: {unknown}"
     undefined = sorted(n for n in used if ":" in n and n not in _recorded())
     assert not undefined, f"not recorded in rules.yml: {undefined}"
 

@@ -40,7 +40,7 @@ def test_objects_still_build_and_type_check_on_the_spec() -> None:
     from feast import FeatureService
 
     from feature_repo.objects import build_objects
-    from shipway.usecases import load_usecase
+    from shipway.core.usecases import load_usecase
 
     objs = build_objects(load_usecase("hotel_rates"), Path("data"))
     assert any(isinstance(o, FeatureService) for o in objs)

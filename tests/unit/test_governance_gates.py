@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shipway.core.spec import RiskLevel, UseCaseSpec
+from shipway.core.usecases import load_usecase
 from shipway.governance import gates
 from shipway.governance.facts import VersionFacts
 from shipway.governance.privacy import pseudonymise
 from shipway.governance.promotion import approval_criterion
 from shipway.governance.provenance import ReportProof, lock_chain
-from shipway.spec import RiskLevel, UseCaseSpec
-from shipway.usecases import load_usecase
 
 VERSION = "874faec0574ac740fb7d06db78d98ecb.dir"
 LOCK = """
@@ -310,8 +310,8 @@ def test_missing_approval_blocks_promotion_where_the_risk_level_requires_one(
 # ---- an unfair slice: the model-validation gate blocks, so promotion is refused ----
 def test_an_unfair_slice_fails_model_validation_and_blocks_promotion(spec: UseCaseSpec) -> None:
     from pipelines.steps import gate
+    from shipway.core.modelframe import model_frame
     from shipway.governance.promotion import promotion_criteria
-    from shipway.modelframe import model_frame
 
     class Unfair:
         """Right for everyone except contract customers, whose rate it inflates by 60."""

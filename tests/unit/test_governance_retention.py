@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from shipway.core.predictionlog import PredictionLog, PredictionRecord, feedback
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
 from shipway.governance.retention import enforce, entity_hash, erase
 from shipway.governance.trail import trail_for
 from shipway.governance.versions import GovernanceError
-from shipway.predictionlog import PredictionLog, PredictionRecord, feedback
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC)

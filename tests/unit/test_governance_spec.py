@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shipway.spec import RiskLevel, SpecError, load_spec
+from shipway.core.spec import RiskLevel, SpecError, load_spec
 
 HOTEL = Path(__file__).resolve().parents[2] / "usecases" / "hotel_rates" / "usecase.yaml"
 

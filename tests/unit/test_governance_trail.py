@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from shipway.evidence import Criterion, GateRecord
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.usecases import load_usecase
 from shipway.governance import cards
 from shipway.governance.facts import VersionFacts
 from shipway.governance.trail import AuditTrail, FileStore
-from shipway.usecases import load_usecase
 
 
 def _record(gate: str, value: float, version: str = "1") -> GateRecord:

@@ -15,9 +15,9 @@ from monitoring.challenger import (
     shadow_request_id,
     verdict,
 )
-from shipway.settings import Settings
-from shipway.spec import Acceptance, UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.settings import Settings
+from shipway.core.spec import Acceptance, UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from monitoring.drift import (
     compute_drift,
     sample,
 )
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 FEATURES = ["lead_time", "historical_adr", "meal", "near_christmas"]
 

@@ -10,12 +10,13 @@ import pytest
 
 from monitoring.drift import ColumnDrift, DriftResult
 from monitoring.exporter import MonitorMetrics
-from monitoring.metrics_contract import BY_NAME, Exporter
-from monitoring.monitor import WindowResult, window_bounds
-from monitoring.performance import Performance
+from monitoring.monitor import window_bounds
 from monitoring.report import INDEX, REPORT, RESULTS, SUMMARY, list_windows, prune, write_window
-from shipway.settings import Settings
-from shipway.usecases import load_usecase
+from monitoring.window import WindowResult
+from shipway.core.metrics_contract import BY_NAME, Exporter
+from shipway.core.performance import Performance
+from shipway.core.settings import Settings
+from shipway.core.usecases import load_usecase
 
 
 def result(live: float | None, end: str = "2017-08-01T00:00:00+00:00") -> WindowResult:

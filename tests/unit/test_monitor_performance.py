@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import mean_absolute_error
 
-from monitoring.performance import MIN_LABELLED_ROWS, drop_ratio, live_performance
-from shipway.settings import Settings
-from shipway.spec import Acceptance, UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core.performance import MIN_LABELLED_ROWS, drop_ratio, live_performance
+from shipway.core.settings import Settings
+from shipway.core.spec import Acceptance, UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 
 @pytest.fixture(scope="module")

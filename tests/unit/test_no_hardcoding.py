@@ -26,8 +26,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipway.spec import FileSource, RdatasetsSource, UseCaseSpec
-from shipway.usecases import load_all
+from shipway.core.spec import FileSource, RdatasetsSource, UseCaseSpec
+from shipway.core.usecases import load_all
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME, ANY = "name", "any"
@@ -41,7 +41,7 @@ class Allowed:
 
 
 ALLOWED = (
-    Allowed("shipway/settings.py", NAME, "the CLI's default use case (SHIPWAY_USECASE)"),
+    Allowed("shipway/core/settings.py", NAME, "the CLI's default use case (SHIPWAY_USECASE)"),
     Allowed("shipway/cli/app.py", NAME, "--usecase help shows that default"),
     Allowed("pipelines/training.py", NAME, "default value of the pipeline's usecase parameter"),
     Allowed("pipelines/compiled/*.yaml", NAME, "the compiled pipeline carries that default"),
@@ -167,15 +167,15 @@ def test_no_tracked_platform_file_names_a_use_cases_data() -> None:
 def test_the_scan_catches_a_planted_name(tmp_path: Path) -> None:
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "x.py").write_text("FEATURE = 'avg_price_per_room'\n")
-    (tmp_path / "shipway").mkdir()
-    (tmp_path / "shipway" / "settings.py").write_text(
+    (tmp_path / "shipway" / "core").mkdir(parents=True)
+    (tmp_path / "shipway" / "core" / "settings.py").write_text(
         "usecase = 'hotel_rates'\ntarget = 'avg_price_per_room'\n"
     )
     (tmp_path / "README.md").write_text("hotel_rates avg_price_per_room\n")
-    files = ["pipelines/x.py", "shipway/settings.py", "README.md"]
+    files = ["pipelines/x.py", "shipway/core/settings.py", "README.md"]
     bad = violations(tmp_path, files, all_identifiers())
     # the default name is a justified exception there, the column never is; docs are free
     assert bad == [
         "pipelines/x.py:1: avg_price_per_room (column)",
-        "shipway/settings.py:2: avg_price_per_room (column)",
+        "shipway/core/settings.py:2: avg_price_per_room (column)",
     ]

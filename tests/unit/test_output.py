@@ -168,9 +168,11 @@ def test_third_party_chatter_goes_to_the_log_only(
     logging.getLogger("mlflow.store").warning("Model logged without a signature")
     logging.getLogger("shipway.data").info("ingested 1,204 rows")
     logging.getLogger("kfp.local").error("component crashed")
-    logging.getLogger("pipelines.steps.registry").info("credit_risk@challenger -> version 6")
+    logging.getLogger("shipway.core.registry").info("credit_risk@challenger -> version 6")
     warnings.warn_explicit("fetch_arrow_table() is deprecated", DeprecationWarning, SITE, 332)
-    warnings.warn_explicit("a spec default changed", UserWarning, str(ROOT / "shipway/spec.py"), 9)
+    warnings.warn_explicit(
+        "a spec default changed", UserWarning, str(ROOT / "shipway/core/spec.py"), 9
+    )
     output.detail("[KFP Executor] Got executor_input: {...}", "kfp")
     err = capsys.readouterr().err
     assert "ingested 1,204 rows" in err and "component crashed" in err
@@ -224,7 +226,7 @@ def test_credentials_never_reach_the_log(
 ) -> None:
     monkeypatch.setenv("SHIPWAY_API_TOKEN", "tok-4f9a8c7e1b")
     _setup(tmp_path)
-    log = logging.getLogger("shipway.settings")
+    log = logging.getLogger("shipway.core.settings")
     log.info("tracking %s", "postgresql://mlflow:s3cr3t-pw@db:5432/mlflow")
     log.info("client sent Authorization: Bearer tok-4f9a8c7e1b")
     log.info('redis options {"password": "hunter2hunter2", "db": 0}')

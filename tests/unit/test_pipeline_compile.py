@@ -17,7 +17,7 @@ from pipelines.training import (
     ENV_KEYS,
     compile_pipeline,
 )
-from shipway.settings import Settings
+from shipway.core.settings import Settings
 
 
 def load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from shipway import portfolio as pf
-from shipway.evidence import Criterion, GateRecord
-from shipway.settings import Settings
+from shipway.core.evidence import Criterion, GateRecord
+from shipway.core.settings import Settings
+from shipway.governance import portfolio as pf
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
 from shipway.data.ingest import ingest
 from shipway.data.readiness import ValidationFailed, check, validate
-from shipway.spec import UseCaseSpec
-from shipway.usecases import load_usecase
 
 ROOT = Path(__file__).resolve().parents[2]
 

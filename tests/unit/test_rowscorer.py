@@ -20,9 +20,10 @@ import pytest
 from pipelines.steps import learner
 from services import rowscorer
 from services.scoring import Features
-from shipway.modelframe import MISSING_CATEGORY, model_columns, model_frame
-from shipway.spec import DType, Task, UseCaseSpec
-from shipway.usecases import load_usecase
+from shipway.core import modelframe
+from shipway.core.modelframe import MISSING_CATEGORY, model_columns, model_frame
+from shipway.core.spec import DType, Task, UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 
 def _frame(spec: UseCaseSpec, n: int, seed: int = 0) -> pd.DataFrame:
@@ -81,13 +82,13 @@ def test_compiled_scorer_is_bit_identical_to_the_pipeline(usecase: str, algorith
     assert isinstance(scorer, rowscorer.TreeRows)  # the fast path is really taken
     for df in (pd.concat([x.head(50)]), _awkward(spec)):
         frame = model_frame(spec, df)
-        want = learner.predict(spec, model, frame)
+        want = modelframe.predict(spec, model, frame)
         got = scorer(model_columns(spec, df, len(df)))
         assert np.array_equal(want, got), np.abs(want - got).max()
     one = _awkward(spec).head(1)
     assert (
         scorer(model_columns(spec, one, 1)).tolist()
-        == learner.predict(spec, model, model_frame(spec, one)).tolist()
+        == modelframe.predict(spec, model, model_frame(spec, one)).tolist()
     )
 
 
@@ -97,7 +98,7 @@ def test_other_layouts_score_through_the_pipeline() -> None:
     scorer = rowscorer.predictor(spec, model)
     assert not isinstance(scorer, rowscorer.TreeRows)
     cols = model_columns(spec, x.head(5), 5)
-    assert np.array_equal(scorer(cols), learner.predict(spec, model, x.head(5)))
+    assert np.array_equal(scorer(cols), modelframe.predict(spec, model, x.head(5)))
 
 
 def test_a_scorer_that_disagrees_is_not_used(
@@ -114,7 +115,7 @@ def test_a_scorer_that_disagrees_is_not_used(
     assert not isinstance(scorer, rowscorer.TreeRows)
     assert "differs from the pipeline" in caplog.text
     assert np.array_equal(
-        scorer(model_columns(spec, x.head(8), 8)), learner.predict(spec, model, x.head(8))
+        scorer(model_columns(spec, x.head(8), 8)), modelframe.predict(spec, model, x.head(8))
     )
 
 

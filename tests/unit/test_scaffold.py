@@ -22,6 +22,7 @@ import yaml
 
 from pipelines.steps import learner
 from shipway.cli.usecase import Algorithm
+from shipway.core.spec import UseCaseSpec, load_spec
 from shipway.data.ingest import derive, read_source
 from shipway.data.readiness import check
 from shipway.scaffold import (
@@ -39,7 +40,6 @@ from shipway.scaffold import (
 )
 from shipway.scaffold.params import SMALL_DATA_RANDOM_FOREST
 from shipway.scaffold.timing import SPLIT_SHARES, windows
-from shipway.spec import UseCaseSpec, load_spec
 
 TODAY = date(2026, 11, 25)
 

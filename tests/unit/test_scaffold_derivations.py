@@ -16,12 +16,13 @@ import pytest
 import yaml
 
 from feature_repo.aggregates import entity_table
-from pipelines.steps import gate, metrics
+from pipelines.steps import gate
+from shipway.core import metrics
+from shipway.core.settings import Settings
+from shipway.core.spec import Binning, SpecError, UseCaseSpec, load_spec
+from shipway.core.usecases import load_usecase
 from shipway.data.ingest import IngestError, bin_column, derive, read_source
 from shipway.data.readiness import check
-from shipway.settings import Settings
-from shipway.spec import Binning, SpecError, UseCaseSpec, load_spec
-from shipway.usecases import load_usecase
 
 
 def spec_root() -> Path:
@@ -199,7 +200,7 @@ def test_secondary_bounds_become_gate_criteria_with_their_reason() -> None:
     for name in spec.stored_feature_names:
         frame[name] = 0.3
     y = (rng.random(n) < 0.3).astype(int)
-    from shipway.modelframe import model_frame
+    from shipway.core.modelframe import model_frame
 
     x = model_frame(spec, frame)
     record = gate.evaluate_gate(spec, Constant(), frame, x, y, None, 0.0, {"usecase": spec.name})

@@ -20,7 +20,7 @@ from services.middleware import GuardMiddleware
 from services.models import ModelSet, ServedModel, bucket, route
 from services.schema import api_types
 from services.scoring import decide, fill_missing
-from shipway.spec import Task, UseCaseSpec, load_spec
+from shipway.core.spec import Task, UseCaseSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shipway.spec import SpecError, load_spec
-from shipway.usecases import list_usecases, load_usecase
+from shipway.core.spec import SpecError, load_spec
+from shipway.core.usecases import list_usecases, load_usecase
 
 ROOT = Path(__file__).resolve().parents[2]
 HOTEL = ROOT / "usecases" / "hotel_rates" / "usecase.yaml"

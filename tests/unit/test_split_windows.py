@@ -12,9 +12,9 @@ import pytest
 from sklearn.dummy import DummyRegressor
 
 from pipelines.steps import dataset, gate
+from shipway.core.modelframe import model_frame
+from shipway.core.spec import UseCaseSpec, load_spec
 from shipway.data.readiness import EVENT_TS
-from shipway.modelframe import model_frame
-from shipway.spec import UseCaseSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

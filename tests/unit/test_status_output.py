@@ -8,8 +8,8 @@ import io
 import pytest
 from rich.console import Console
 
-from shipway import portfolio as pf
 from shipway.cli.portfolio import print_status
+from shipway.governance import portfolio as pf
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from shipway.core.settings import Settings
+from shipway.core.usecases import load_usecase
 from shipway.governance import probes, readiness
-from shipway.settings import Settings
-from shipway.usecases import load_usecase
 
 
 def _run(code: str) -> list[str]:
@@ -34,7 +34,7 @@ def test_the_learner_loads_only_the_estimators_the_spec_chooses() -> None:
     loaded = _run(
         "import sys\n"
         "from pipelines.steps import learner\n"
-        "from shipway.usecases import load_usecase\n"
+        "from shipway.core.usecases import load_usecase\n"
         "learner.make_pipeline(load_usecase('hotel_rates'), {})\n"  # LightGBM
         "print('sklearn.ensemble' in sys.modules, 'sklearn.impute' in sys.modules)"
     )

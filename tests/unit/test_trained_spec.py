@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from shipway.core.spec import load_spec
 from shipway.governance.lineage import trained_spec_text
 from shipway.governance.provenance import WORKSPACE
-from shipway.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

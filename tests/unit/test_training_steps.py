@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from pipelines.steps import dataset, gate, learner, metrics
-from shipway.evidence import Criterion, GateRecord, verify, write_record
-from shipway.modelframe import MISSING_CATEGORY, model_frame
-from shipway.usecases import load_usecase
+from pipelines.steps import dataset, gate, learner
+from shipway.core import metrics
+from shipway.core.evidence import Criterion, GateRecord, verify, write_record
+from shipway.core.modelframe import MISSING_CATEGORY, model_frame
+from shipway.core.usecases import load_usecase
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,7 @@ def test_as_of_ends_the_test_window_there_with_the_retraining_lengths(spec) -> N
 def test_model_requirements_are_pinned_and_follow_the_learner(spec) -> None:
     from importlib.metadata import version
 
-    from pipelines.steps.registry import model_requirements
+    from shipway.core.registry import model_requirements
 
     reqs = model_requirements(spec)
     assert f"lightgbm=={version('lightgbm')}" in reqs  # hotel_rates trains LightGBM

@@ -18,12 +18,12 @@ import pytest
 
 from monitoring import trigger as trig
 from monitoring.drift import ColumnDrift, DriftResult
-from monitoring.monitor import WindowResult
 from monitoring.trigger import RetrainTrigger, history, maybe_retrain
 from monitoring.webhook import parse_alerts
-from shipway.settings import Settings
-from shipway.spec import Monitoring, UseCaseSpec
-from shipway.usecases import load_usecase
+from monitoring.window import WindowResult
+from shipway.core.settings import Settings
+from shipway.core.spec import Monitoring, UseCaseSpec
+from shipway.core.usecases import load_usecase
 
 ROOT = Path(__file__).resolve().parents[2]
 REJECTED = {
@@ -199,14 +199,16 @@ def test_cluster_settings_submit_to_kubeflow(
         runner, "submit", lambda s, h, u, r, **kw: sent.append((h, u, r)) or "run-42"
     )
     cluster = settings.model_copy(update={"kfp_host": "http://kfp.example:8888"})
-    d = RetrainTrigger(cluster).request(spec, reason="a", source="test")
+    d = RetrainTrigger(cluster, runner=runner.retraining_runner(cluster)).request(
+        spec, reason="a", source="test"
+    )
     assert sent == [("http://kfp.example:8888", "hotel_rates", "HEAD")]
     assert d["result"]["kfp_run_id"] == "run-42"
     assert history(cluster, "hotel_rates")[-1]["event"] == "submitted"
 
 
 def window(drift_share: float, drop: float | None) -> WindowResult:
-    from monitoring.performance import Performance
+    from shipway.core.performance import Performance
 
     n = 10
     feats = [

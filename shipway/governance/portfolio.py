@@ -22,8 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shipway.settings import Settings
-from shipway.spec import UseCaseSpec
+from shipway.core.evidence import verify
+from shipway.core.io import write_text
+from shipway.core.settings import Settings
+from shipway.core.spec import SpecError, UseCaseSpec
+from shipway.core.usecases import list_usecases, load_usecase
 
 GATES = (
     "use_case_approval",
@@ -195,7 +198,7 @@ def _registry(settings: Settings) -> Any | None:
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         return None
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     return registry.connect(uri)
 
@@ -215,7 +218,6 @@ def _read_record(client: Any, uri: str) -> dict[str, Any] | None:
 
 
 def _record_state(gate: str, record: dict[str, Any] | None, source: str) -> GateState:
-    from shipway.evidence import verify
 
     if record is None:
         return GateState(gate, "missing", "evidence not readable", source)
@@ -252,7 +254,7 @@ def _first_champion(
     first set; governance tags each champion ``champion_at``. Failing both, the current
     champion is the best available answer.
     """
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     by_version = {str(mv.version): mv for mv in versions}
     tags = client.get_registered_model(name).tags or {}
@@ -273,7 +275,7 @@ def _first_champion(
 def _registry_facts(client: Any, spec: UseCaseSpec, status: UseCaseStatus) -> None:
     from mlflow.exceptions import MlflowException
 
-    from pipelines.steps import registry
+    from shipway.core import registry
 
     name = spec.registered_model_name
     try:
@@ -344,8 +346,6 @@ def status_of(settings: Settings, spec: UseCaseSpec, client: Any | None) -> UseC
 
 def collect(settings: Settings, names: list[str] | None = None) -> list[UseCaseStatus]:
     """Every use case (or ``names``); a spec that fails to load is listed with its error."""
-    from shipway.spec import SpecError
-    from shipway.usecases import list_usecases, load_usecase
 
     client = _registry(settings)
     out = []
@@ -562,7 +562,6 @@ td,th{{border:1px solid #d0d7de;padding:6px 10px;vertical-align:top;text-align:l
 
 def write_report(settings: Settings, statuses: list[UseCaseStatus]) -> Path:
     """``<state_dir>/portfolio/index.html`` (with the matrix embedded) and ``matrix.png``."""
-    from shipway.io import write_text
 
     out = settings.state / "portfolio"
     png = matrix_png(statuses, out / "matrix.png")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipway.spec import DType, Task, UseCaseSpec
+from shipway.core.spec import DType, Task, UseCaseSpec
 
 MISSING_CATEGORY = "__missing__"
 
@@ -73,3 +73,10 @@ def target_vector(spec: UseCaseSpec, df: pd.DataFrame) -> np.ndarray:
     if spec.target.task is Task.binary_classification:
         return (y.astype(str) == str(spec.target.positive_class)).astype(np.int64).to_numpy()
     return pd.to_numeric(y).astype(np.float64).to_numpy()
+
+
+def predict(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> np.ndarray:
+    """Regression: the value. Classification: the probability of the positive class."""
+    if spec.target.task is Task.binary_classification:
+        return np.asarray(model.predict_proba(x))[:, 1]
+    return np.asarray(model.predict(x), dtype=np.float64)

@@ -10,7 +10,7 @@ Ground truth is never overwritten silently. ``feedback`` holds the label in forc
 per prediction (what monitoring joins); ``feedback_history`` keeps every label ever in
 force, numbered by revision, so a correction replaces the label monitoring uses while
 the earlier one stays on record. A different second label without ``correction`` is a
-conflict and changes nothing. Which labels a target accepts is ``shipway.labels``.
+conflict and changes nothing. Which labels a target accepts is ``shipway.core.labels``.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ class PredictionLog:
         The first label is recorded; the same value again is a no-op (a client's retry);
         a different value is a conflict unless ``correction``, which makes it the label in
         force and keeps the earlier one in ``feedback_history``. The value must already be
-        validated against the target (the service does, by ``shipway.labels``); a
+        validated against the target (the service does, by ``shipway.core.labels``); a
         non-finite one is refused here so that no caller can store it.
         """
         value = float(actual)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from shipway.spec import Task, UseCaseSpec
+from shipway.core.spec import Task, UseCaseSpec
 
 MIN_GROUP_ROWS = 30
 

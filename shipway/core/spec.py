@@ -70,7 +70,7 @@ class Approval(_Strict):
 
 
 REGRESSION_METRICS = ("mae", "rmse", "r2")
-"""Metrics the evaluation computes for regression (``pipelines.steps.metrics.quality``)."""
+"""Metrics the evaluation computes for regression (``shipway.core.metrics.quality``)."""
 CLASSIFICATION_METRICS = (
     "roc_auc",
     "f1",

@@ -17,8 +17,8 @@ from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from shipway.evidence import GateRecord
-from shipway.spec import UseCaseSpec
+from shipway.core.evidence import GateRecord
+from shipway.core.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"

@@ -1,6 +1,6 @@
 """Live model performance from ground-truth feedback, against the validation result.
 
-The metrics are the training pipeline's own (``pipelines.steps.metrics.quality``), so a
+The metrics are the training pipeline's own (``shipway.core.metrics.quality``), so a
 live MAE and a validation MAE are the same computation on different rows. The drop is
 oriented so that a positive value is always "worse": a relative increase for errors
 (mae, rmse), a relative decrease for scores (r2, roc_auc, f1).
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.steps import metrics
-from shipway.labels import valid_actuals
-from shipway.spec import Task, UseCaseSpec
+from shipway.core import metrics
+from shipway.core.labels import valid_actuals
+from shipway.core.spec import Task, UseCaseSpec
 
 MIN_LABELLED_ROWS = 30
 """Below this many rows with feedback, a window's metric is noise, not a measurement."""

@@ -3,14 +3,14 @@
 One rule for the service, which refuses a label that does not fit (``/feedback``), and
 for the monitor, which leaves out labels stored before that rule existed. Stored labels
 are floats: the value for regression, 1/0 for the positive/other class, the encoding
-the training code uses (``shipway.modelframe.target_vector``).
+the training code uses (``shipway.core.modelframe.target_vector``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from shipway.spec import Target, Task
+from shipway.core.spec import Target, Task
 
 
 def negative_label(target: Target) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipway.settings import Settings, get_settings
-from shipway.spec import SpecError, UseCaseSpec, load_spec
+from shipway.core.settings import Settings, get_settings
+from shipway.core.spec import SpecError, UseCaseSpec, load_spec
 
 
 def spec_path(name: str, settings: Settings | None = None) -> Path:
