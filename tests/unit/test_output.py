@@ -171,7 +171,7 @@ def test_third_party_chatter_goes_to_the_log_only(
     logging.getLogger("shipway.core.registry").info("credit_risk@challenger -> version 6")
     warnings.warn_explicit("fetch_arrow_table() is deprecated", DeprecationWarning, SITE, 332)
     warnings.warn_explicit(
-        "a spec default changed", UserWarning, str(ROOT / "shipway/core/spec.py"), 9
+        "a spec default changed", UserWarning, str(ROOT / "shipway/core/spec/usecase.py"), 9
     )
     output.detail("[KFP Executor] Got executor_input: {...}", "kfp")
     err = capsys.readouterr().err
