@@ -18,6 +18,7 @@ from rich.console import Console
 from shipway.core.evidence import Criterion, GateRecord
 from shipway.core.settings import Settings
 from shipway.governance import portfolio as pf
+from shipway.governance.portfolio import sources as pf_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,11 +100,11 @@ def test_gate_records_are_hash_checked() -> None:
     rec = GateRecord(
         "model_validation", {"usecase": "x"}, [Criterion("quality_roc_auc", True, 0.84, 0.8, ">=")]
     ).to_dict()
-    assert pf._record_state("model_validation", rec, "uri").state == "passed"
+    assert pf_sources._record_state("model_validation", rec, "uri").state == "passed"
     rec["criteria"][0]["value"] = 0.99  # edited after the fact
-    tampered = pf._record_state("model_validation", rec, "uri")
+    tampered = pf_sources._record_state("model_validation", rec, "uri")
     assert tampered.state == "failed" and "hash" in tampered.detail
-    assert pf._record_state("model_validation", None, "uri").state == "missing"
+    assert pf_sources._record_state("model_validation", None, "uri").state == "missing"
 
 
 @pytest.mark.parametrize(
