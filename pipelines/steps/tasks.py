@@ -224,6 +224,50 @@ def register_task(
     git_commit: str,
     workdir: Path,
 ) -> dict[str, Any]:
+    """:func:`register`, reported as the OpenLineage run of the training job: the feature
+    tables of the data version in, the registered model version out (FAIL when no
+    version was registered). The run id comes from the KFP run id."""
+    from shipway.core import openlineage as ol
+    from shipway.core.lineage import file_md5
+    from shipway.core.settings import Settings
+
+    spec, _, _ = load_fetched(fetched)
+    features = fetched / "data" / spec.name / "features"
+    inputs = [
+        ol.DatasetRef(f"data/{spec.name}/features/{f.name}", file_md5(f), ol.parquet_fields(f))
+        for f in sorted(features.glob("*.parquet"))
+    ]
+    with ol.lineage_run(Settings(), f"{spec.name}.training", inputs, run_key=kfp_run_id) as run:
+        res = register(
+            fetched,
+            sets,
+            model_dir,
+            eval_dir,
+            gate_dir,
+            tracking_uri,
+            artifact_root,
+            kfp_run_id,
+            git_commit,
+            workdir,
+        )
+        wanted = set(spec.model_feature_names)
+        fields = [f for f in ol.parquet_fields(sets / "train.parquet") if f[0] in wanted]
+        run.datasets.append(ol.model_dataset(res["model"], str(res["version"]), fields))
+    return res
+
+
+def register(
+    fetched: Path,
+    sets: Path,
+    model_dir: Path,
+    eval_dir: Path,
+    gate_dir: Path,
+    tracking_uri: str,
+    artifact_root: str,
+    kfp_run_id: str,
+    git_commit: str,
+    workdir: Path,
+) -> dict[str, Any]:
     """Log the run, register the version as challenger (an unapproved use case trains, is
     evaluated and registered for experimentation, but never reaches production).
 

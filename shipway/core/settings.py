@@ -145,6 +145,19 @@ class Settings(BaseSettings):
     service_workers: int = Field(
         default=1, ge=1, description="BentoML worker processes of the prediction service."
     )
+    openlineage_url: str | None = Field(
+        default=None,
+        description="Lineage server (e.g. Marquez) receiving OpenLineage events over HTTP; "
+        "unset: events go to <state>/openlineage/events.jsonl.",
+    )
+    openlineage_api_key: SecretStr | None = Field(
+        default=None, description="Bearer API key for the lineage server, if it needs one."
+    )
+    openlineage_namespace: str = Field(
+        default="shipway",
+        min_length=1,
+        description="OpenLineage namespace of Shipway's jobs and datasets (one per deployment).",
+    )
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
@@ -223,6 +236,8 @@ STORE_FIELDS = (
     "prediction_log_uri",
     "kfp_host",
     "image",
+    "openlineage_url",
+    "openlineage_namespace",
 )
 """Where a run reads and writes: what ``export_env`` hands to child processes."""
 
