@@ -79,6 +79,13 @@ class PrometheusConfig(BaseModel):
         default_factory=list,
         description="host:port of Alertmanagers that receive the alerts; none: no alerting.",
     )
+    alertmanager_credentials_file: Path | None = Field(
+        default=None,
+        description="File with the bearer token Prometheus sends to the alertmanager targets "
+        "(alerting.alertmanagers[].authorization); the retraining webhook requires one, so "
+        "pointing alerts at the trigger needs its SHIPWAY_TRIGGER_TOKEN_FILE here. A file, "
+        "not the token: prometheus.yml itself never holds a secret.",
+    )
     external_labels: dict[str, str] = Field(
         default_factory=dict, description="Labels added to every series and alert sent out."
     )
@@ -127,9 +134,13 @@ class PrometheusConfig(BaseModel):
             ],
         }
         if self.alertmanager_targets:
-            config["alerting"] = {
-                "alertmanagers": [{"static_configs": [{"targets": self.alertmanager_targets}]}]
-            }
+            manager: dict[str, Any] = {"static_configs": [{"targets": self.alertmanager_targets}]}
+            if self.alertmanager_credentials_file is not None:
+                manager["authorization"] = {
+                    "type": "Bearer",
+                    "credentials_file": str(self.alertmanager_credentials_file.resolve()),
+                }
+            config["alerting"] = {"alertmanagers": [manager]}
         return config
 
     def to_yaml(self) -> str:

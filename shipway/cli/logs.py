@@ -16,13 +16,14 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
 from rich.logging import RichHandler
+
+from shipway.core.redaction import Redactor
 
 OURS = ("shipway", "pipelines", "services", "monitoring", "feature_repo", "benchmarks")
 """Loggers whose INFO records are meant for the user (the rest goes to the log file)."""
@@ -40,43 +41,8 @@ KEEP_LOGS = 50
 
 
 # ---------------------------------------------------------------- redaction
-_SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|access_?key|credential)")
-_PATTERNS = (
-    # scheme://user:password@host -> scheme://user:***@host
-    (re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1***@"),
-    # Authorization: Bearer xyz
-    (re.compile(r"(?i)(\b(?:bearer|basic)\s+)[\w.~+/=-]{6,}"), r"\1***"),
-    # password=..., "api_key": "...", token: ...
-    (
-        re.compile(
-            r"(?i)(\b[\w-]*(?:password|passwd|secret|token|api_?key|access_?key)[\w-]*"
-            r"[\"']?\s*[=:]\s*[\"']?)[^\s,;\"'&}]+"
-        ),
-        r"\1***",
-    ),
-)
-
-
-class Redactor:
-    """Masks credentials in text bound for a log: URL passwords, bearer tokens,
-    ``password=``-style pairs, and the values of secret-looking environment variables
-    (``*_TOKEN``, ``*_PASSWORD``, ...) wherever they appear, e.g. inside a store URI
-    that a pipeline prints among its parameters."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Redactor:
-        env = dict(os.environ) if env is None else env
-        return cls(v for k, v in env.items() if _SECRET_NAME.search(k))
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        for pattern, repl in _PATTERNS:
-            text = pattern.sub(repl, text)
-        return text
+# the masking itself lives in the core (shipway.core.redaction), so banners, errors and
+# every layer's messages use the same one; here it is applied to every record
 
 
 class _Redacting(logging.Filter):

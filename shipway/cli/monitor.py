@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
+from shipway.cli.app import UsecaseOpt, UserError, app, console, context, err_console, friendly
 
 monitor_app = typer.Typer(help="Drift and performance monitoring.", no_args_is_help=True)
 trigger_app = typer.Typer(help="The retraining trigger (alert webhook).", no_args_is_help=True)
@@ -166,21 +166,56 @@ def retrain_cmd(
 @trigger_app.command("serve")
 @friendly
 def serve_cmd(
-    host: Annotated[str, typer.Option(help="Listen address.")] = "0.0.0.0",
+    host: Annotated[
+        str | None,
+        typer.Option(help="Listen address (default: SHIPWAY_TRIGGER_HOST, else 127.0.0.1)."),
+    ] = None,
     port: Annotated[int, typer.Option(help="Listen port.")] = 9109,
+    insecure_no_token: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-token",
+            help="Accept alerts without a bearer token (local use only; loopback only).",
+        ),
+    ] = False,
 ) -> None:
-    """Receive Alertmanager webhooks (/alertmanager) and Prometheus pushes (/api/v2/alerts)."""
+    """Receive Alertmanager webhooks (/alertmanager) and Prometheus pushes (/api/v2/alerts).
+
+    Both need `Authorization: Bearer <token>`, the token from SHIPWAY_TRIGGER_TOKEN_FILE
+    (or SHIPWAY_TRIGGER_TOKEN); configure the sender with http_config / authorization
+    {type: Bearer, credentials_file: <the same file>}.
+    """
     from monitoring.trigger import RetrainTrigger
-    from monitoring.webhook import TriggerServer
+    from monitoring.webhook import TokenError, TriggerServer, trigger_token
     from pipelines.runner import retraining_runner
     from shipway.core.settings import get_settings
 
     settings = get_settings()
     settings.export_env()
-    server = TriggerServer(RetrainTrigger(settings, runner=retraining_runner(settings)), host, port)
+    host = host or settings.trigger_host
+    try:
+        token = trigger_token(settings)
+        if token is not None and insecure_no_token:
+            raise TokenError("--insecure-no-token with a token configured: drop one of them")
+        trigger = RetrainTrigger(settings, runner=retraining_runner(settings))
+        server = TriggerServer(trigger, host, port, token=token, insecure=insecure_no_token)
+    except TokenError as exc:
+        raise UserError(str(exc)) from exc
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    if token is None:
+        err_console.print(
+            "[bold yellow]WARNING: INSECURE[/]: the webhook accepts alerts from anyone who "
+            f"can reach {host}:{port}, without a token. Local use only; set "
+            "SHIPWAY_TRIGGER_TOKEN_FILE for anything else.",
+            highlight=False,
+        )
     console.print(
-        f"trigger on http://{host}:{port}: POST /alertmanager, POST /api/v2/alerts, "
-        "GET /healthz, GET /metrics"
+        f"trigger on http://{host}:{server.server_address[1]}: POST /alertmanager, "
+        "POST /api/v2/alerts (bearer token "
+        + ("[bold red]OFF[/]" if token is None else "required")
+        + "), GET /healthz, GET /metrics, GET /openapi.json",
+        highlight=False,
     )
     try:
         server.serve_forever()

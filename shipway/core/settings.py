@@ -159,6 +159,23 @@ class Settings(BaseSettings):
         description="OpenLineage namespace of Shipway's jobs and datasets (one per deployment).",
     )
 
+    # ---- retraining trigger (monitoring/webhook.py, `shipway trigger serve`) ----
+    trigger_host: str = Field(
+        default="127.0.0.1",
+        description="Address the retraining webhook binds; loopback unless set (a cluster "
+        "pod sets 0.0.0.0 so Alertmanager can reach it).",
+    )
+    trigger_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Alertmanager/Prometheus must send to the webhook "
+        "(http_config authorization); prefer trigger_token_file.",
+    )
+    trigger_token_file: Path | None = Field(
+        default=None,
+        description="File holding the webhook's bearer token (e.g. a mounted Secret, the "
+        "same file as Alertmanager's credentials_file); surrounding whitespace is ignored.",
+    )
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         self.root = self.root.resolve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -50,12 +51,16 @@ class Recorder:
         return {"model": usecase, "version": "2", "promoted": True, "gate_passed": True}
 
 
+TOKEN = secrets.token_urlsafe(32)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture()
 def served(tmp_path: Path) -> Iterator[tuple[str, RetrainTrigger, Recorder]]:
     s = Settings(root=ROOT, state_dir=tmp_path / "state")
     runner = Recorder()
     trigger = RetrainTrigger(s, runner=runner)
-    server = TriggerServer(trigger, "127.0.0.1", free_port())
+    server = TriggerServer(trigger, "127.0.0.1", free_port(), token=TOKEN)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", trigger, runner
@@ -93,20 +98,24 @@ def test_alertmanager_webhook_over_http(served: tuple[str, RetrainTrigger, Recor
         ("ShipwayDataDrift", "firing", "warning"),
         ("ShipwayHighErrorRatio", "firing", "critical"),
     )
-    first = httpx.post(f"{url}/alertmanager", json=body)
+    assert httpx.post(f"{url}/alertmanager", json=body).status_code == 401  # no token
+    first = httpx.post(f"{url}/alertmanager", json=body, headers=AUTH)
     assert first.status_code == 200
     got = {d["outcome"] for d in first.json()["decisions"]}
     assert got == {"started", "ignored"}
     trigger.join(10)
-    again = httpx.post(f"{url}/alertmanager", json=body).json()["decisions"]
+    again = httpx.post(f"{url}/alertmanager", json=body, headers=AUTH).json()["decisions"]
     assert [d["outcome"] for d in again if d["reason"].startswith("alert")] == ["cooldown"]
     resolved = alertmanager_body("resolved", ("ShipwayDataDrift", "resolved", "warning"))
-    assert httpx.post(f"{url}/alertmanager", json=resolved).json()["decisions"][0]["outcome"] == (
-        "ignored"
-    )
+    answer = httpx.post(f"{url}/alertmanager", json=resolved, headers=AUTH)
+    assert answer.json()["decisions"][0]["outcome"] == "ignored"
     assert runner.calls and len(runner.calls) == 1
-    assert httpx.post(f"{url}/alertmanager", content=b"{not json").status_code == 400
-    assert httpx.post(f"{url}/nope", json={}).status_code == 404
+    malformed = {**AUTH, "Content-Type": "application/json"}
+    assert (
+        httpx.post(f"{url}/alertmanager", content=b"{not json", headers=malformed).status_code
+        == 400
+    )
+    assert httpx.post(f"{url}/nope", json={}, headers=AUTH).status_code == 404
     metrics = httpx.get(f"{url}/metrics").text
     for outcome, n in (("started", 1), ("cooldown", 1), ("ignored", 3), ("failed", 0)):
         line = f'shipway_retrain_triggers_total{{outcome="{outcome}",usecase="hotel_rates"}} {n}.0'
@@ -146,10 +155,13 @@ def test_prometheus_pushes_the_drift_alert_and_one_retraining_starts(
             if rule.get("alert") == "ShipwayDataDrift":
                 rule["for"] = "0s"  # the test cannot wait 10 minutes; the expression is real
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    token_file = tmp_path / "trigger-token"  # the webhook refuses pushes without it
+    token_file.write_text(TOKEN + "\n")
     cfg = PrometheusConfig(
         service_targets=[], trigger_targets=[], monitor_targets=[f"127.0.0.1:{port}"],
         scrape_interval="1s", rule_files=[tmp_path / "rules.yml"],
         alertmanager_targets=[url.removeprefix("http://")],
+        alertmanager_credentials_file=token_file,
     )  # fmt: skip
     try:
         with start_prometheus(cfg, free_port(), binary=prometheus) as prom:

@@ -62,6 +62,23 @@ def test_targets_intervals_alerting_and_labels_are_configurable() -> None:
     }
 
 
+def test_alerts_to_the_trigger_carry_its_bearer_token_from_a_file(tmp_path: Path) -> None:
+    """The webhook refuses pushes without its token: Prometheus sends it from the file
+    (authorization.credentials_file), so the generated prometheus.yml holds no secret."""
+    token = tmp_path / "token"
+    token.write_text("t0ken-not-in-the-config-0123456789\n")
+    cfg = PrometheusConfig(
+        alertmanager_targets=["127.0.0.1:9109"], alertmanager_credentials_file=token
+    )
+    assert cfg.to_dict()["alerting"]["alertmanagers"] == [
+        {
+            "static_configs": [{"targets": ["127.0.0.1:9109"]}],
+            "authorization": {"type": "Bearer", "credentials_file": str(token)},
+        }
+    ]
+    assert "t0ken-not-in-the-config" not in cfg.to_yaml()
+
+
 def test_relative_rule_files_become_absolute(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "extra.yml").write_text("groups: []\n")
     monkeypatch.chdir(tmp_path)
