@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from shipway.core import metrics, registry
+from shipway.core.redaction import redact
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 
@@ -72,7 +73,7 @@ def load_reference(settings: Settings, spec: UseCaseSpec, version: str | None = 
     if version is None:
         mv = registry.alias_version(client, name, registry.CHAMPION)
         if mv is None:
-            raise LookupError(f"{name} has no champion in {settings.tracking_uri}")
+            raise LookupError(f"{name} has no champion in {redact(settings.tracking_uri)}")
     else:
         mv = client.get_model_version(name, str(version))
     run_id = str(mv.run_id or mv.tags.get("run_id"))

@@ -24,6 +24,7 @@ from pipelines.training import (
     compile_pipeline,
 )
 from shipway.core.lineage import git_commit
+from shipway.core.redaction import redact
 from shipway.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def cluster_tracking_uri(settings: Settings) -> str:
         raise ValueError(
             "a Kubeflow run needs the MLflow server its pods reach: set "
             "SHIPWAY_MLFLOW_TRACKING_URI (the chart sets it in its pods), "
-            f"got {uri or 'nothing (local SQLite default)'}"
+            f"got {redact(uri) or 'nothing (local SQLite default)'}"
         )
     return uri
 

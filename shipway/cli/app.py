@@ -15,6 +15,7 @@ from rich.markup import escape
 from shipway.cli import logs, output
 from shipway.cli.output import console as console  # every command prints through these
 from shipway.cli.output import err_console as err_console
+from shipway.core.redaction import redact
 from shipway.core.settings import Settings, get_settings
 from shipway.core.spec import SpecError, UseCaseSpec
 from shipway.core.usecases import load_usecase
@@ -84,7 +85,8 @@ def friendly(fn: F) -> F:
             if not isinstance(exc, _expected()):
                 _log_hint()
                 raise
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            # an error message may quote a store URI or a header: masked like the log
+            err_console.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", highlight=False)
             _log_hint()
             raise typer.Exit(1) from None
 

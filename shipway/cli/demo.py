@@ -12,6 +12,7 @@ from rich.table import Table
 from shipway.cli.app import UsecaseOpt, app, console, context, friendly
 from shipway.cli.data import run_tool
 from shipway.cli.output import announce_log, captured, pipeline_steps, say, step
+from shipway.core.redaction import redact
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 
@@ -75,10 +76,8 @@ def demo_cmd(
         result = run_local(settings, spec.name, rev)
         s.ok(f"{result['model']} v{result['version']}")
     print_result(result)
-    say(
-        f"  [dim]MLflow: {settings.tracking_uri} (browse: mlflow ui --backend-store-uri "
-        f"{settings.tracking_uri})[/]"
-    )
+    shown = escape(redact(settings.tracking_uri))
+    say(f"  [dim]MLflow: {shown} (browse: mlflow ui --backend-store-uri {shown})[/]")
     serving = _champion_to_serve(settings, spec, result)
     if not loop:
         say(f"[green]done[/]: {spec.name} data {version} -> champion {result['model']} v{serving}")

@@ -10,6 +10,7 @@ import typer
 
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
 from shipway.core.launch import serve_command, service_env
+from shipway.core.redaction import redact
 
 predict_app = typer.Typer(help="Score data with the served model.", no_args_is_help=True)
 app.add_typer(predict_app, name="predict")
@@ -43,7 +44,7 @@ def serve_cmd(
     port = port or settings.service_port
     console.print(
         f"serving [bold]{spec.name}[/] on http://{host}:{port} "
-        f"(OpenAPI at /, metrics at /metrics; registry {settings.tracking_uri})"
+        f"(OpenAPI at /, metrics at /metrics; registry {redact(settings.tracking_uri)})"
     )
     cmd = serve_command(port, host)
     env = service_env(settings, spec.name, None, **overrides)

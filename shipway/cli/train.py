@@ -13,6 +13,7 @@ from rich.table import Table
 from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
 from shipway.cli.logs import to_log
 from shipway.cli.output import announce_log, captured, pipeline_steps, say, step, verbose
+from shipway.core.redaction import redact
 
 pipeline_app = typer.Typer(
     help="Compile, submit or upload the KFP training pipeline.", no_args_is_help=True
@@ -180,7 +181,7 @@ def submit_cmd(
         run_id = submit(settings, host, spec.name, data_rev)
     except Exception as exc:  # connection refused, auth: say which host failed
         raise UserError(f"could not submit to {host}: {exc}") from exc
-    console.print(f"[green]submitted[/] run {run_id} to {host}")
+    console.print(f"[green]submitted[/] run {run_id} to {redact(host)}")
 
 
 @pipeline_app.command("upload")

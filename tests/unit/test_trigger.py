@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from monitoring import trigger as trig
+from monitoring.alerts import parse_alerts
 from monitoring.drift import ColumnDrift, DriftResult
 from monitoring.trigger import RetrainTrigger, history, maybe_retrain
-from monitoring.alerts import parse_alerts
 from monitoring.window import WindowResult
 from shipway.core.settings import Settings
 from shipway.core.spec import Monitoring, UseCaseSpec
