@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from shipway.core.metrics_contract import counter
+from shipway.core.redaction import redact
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 
@@ -228,7 +229,7 @@ class RetrainTrigger:
             entry = {"event": _event(res), **_brief(res)}
         except Exception as exc:
             log.exception("retraining %s failed", spec.name)
-            res = {"error": f"{type(exc).__name__}: {exc}"}
+            res = {"error": redact(f"{type(exc).__name__}: {exc}")}  # kept in the log file
             entry = {"event": "decision", "outcome": "failed", "data_rev": rev, **res}
         with _locked(lock):
             state = _read(state_path)

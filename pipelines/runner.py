@@ -312,7 +312,7 @@ def retraining_runner(settings: Settings) -> Callable[..., dict[str, Any]]:
 
         def submit_run(s: Settings, usecase: str, rev: str, **kw: Any) -> dict[str, Any]:
             run_id = submit(s, host, usecase, rev, **kw)
-            return {"submitted": True, "host": host, "kfp_run_id": run_id}
+            return {"submitted": True, "host": redact(host), "kfp_run_id": run_id}
 
         return submit_run
     return run_local

@@ -76,8 +76,7 @@ def demo_cmd(
         result = run_local(settings, spec.name, rev)
         s.ok(f"{result['model']} v{result['version']}")
     print_result(result)
-    shown = escape(redact(settings.tracking_uri))
-    say(f"  [dim]MLflow: {shown} (browse: mlflow ui --backend-store-uri {shown})[/]")
+    say(registry_line(settings))
     serving = _champion_to_serve(settings, spec, result)
     if not loop:
         say(f"[green]done[/]: {spec.name} data {version} -> champion {result['model']} v{serving}")
@@ -120,6 +119,12 @@ def demo_cmd(
             f"see {settings.state / 'retraining' / (spec.name + '.jsonl')}"
         )
         raise typer.Exit(1)
+
+
+def registry_line(settings: Settings) -> str:
+    """Where the demo's runs and versions are, and how to browse them (password masked)."""
+    shown = escape(redact(settings.tracking_uri))
+    return f"  [dim]MLflow: {shown} (browse: mlflow ui --backend-store-uri {shown})[/]"
 
 
 def _show_online_features(settings: Settings, spec: UseCaseSpec, store: Any, top: int) -> None:

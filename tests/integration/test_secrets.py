@@ -64,6 +64,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterat
         "SHIPWAY_FEAST_REDIS_CONNECTION": f"127.0.0.1:{free_port()},password={CANARY}",
         "SHIPWAY_API_TOKEN": CANARY,
         "SHIPWAY_TRIGGER_TOKEN": CANARY,
+        "SHIPWAY_KFP_HOST": f"http://kfp:{CANARY}@127.0.0.1:{closed}",
         "SHIPWAY_STARTUP_RETRY_SECONDS": "1",
         # an unreachable registry fails in seconds instead of MLflow's minutes of retries
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -142,7 +143,9 @@ def test_shipway_trigger_serve(sweep: Sweep) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/healthz", proc)
-        body = [{"labels": {"alertname": "ShipwayHighErrorRatio", "usecase": "hotel_rates"}}]
+        # a retraining alert: the run goes to the (unreachable) Kubeflow host and fails,
+        # and the decision and the failure are recorded in the retraining log
+        body = [{"labels": {"alertname": "ShipwayDataDrift", "usecase": "hotel_rates"}}]
         ok = httpx.post(
             f"{url}/api/v2/alerts", json=body, headers={"Authorization": f"Bearer {CANARY}"}
         )
@@ -151,10 +154,20 @@ def test_shipway_trigger_serve(sweep: Sweep) -> None:
             f"{url}/api/v2/alerts", json=body, headers={"Authorization": f"Bearer x{CANARY}"}
         )
         assert refused.status_code == 401
+        retraining = sweep.state / "retraining" / "hotel_rates.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_lines(retraining)) < 2:
+            time.sleep(0.5)
+        assert [e.get("outcome") for e in _lines(retraining)] == ["started", "failed"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     sweep.outputs["trigger"] = out.read_text(errors="replace")
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    text = path.read_text() if path.is_file() else ""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def test_shipway_monitor_run_status_and_submit(sweep: Sweep) -> None:
@@ -165,17 +178,24 @@ def test_shipway_monitor_run_status_and_submit(sweep: Sweep) -> None:
     host = f"http://kfp:{CANARY}@127.0.0.1:{free_port()}"
     submit = _cli(sweep, "submit", "pipeline", "submit", "-u", "hotel_rates", "--host", host)
     assert submit.returncode != 0
+    for words in (
+        ("train", "--help"),
+        ("pipeline", "submit", "--help"),
+        ("trigger", "serve", "--help"),
+    ):
+        assert _cli(sweep, " ".join(words), *words).returncode == 0
 
 
 def test_the_canary_is_nowhere(sweep: Sweep) -> None:
     """Runs last (same module): every output, every log, every file written."""
-    require(len(sweep.outputs) >= 5, "sweeps what the tests above ran: run the whole module")
+    require(len(sweep.outputs) >= 8, "sweeps what the tests above ran: run the whole module")
     leaks = [name for name, text in sweep.outputs.items() if CANARY in text]
     assert not leaks, {n: _around(sweep.outputs[n]) for n in leaks}
     assert list((sweep.state / "logs").glob("*.log")), "the commands wrote their logs"
     written = [p for p in sweep.root.rglob("*") if p.is_file()]
     holding = [str(p) for p in written if CANARY.encode() in p.read_bytes()]
     assert not holding, holding
+    assert (sweep.state / "retraining" / "hotel_rates.jsonl").is_file()  # swept above
     assert os.environ.get("SHIPWAY_API_TOKEN") != CANARY  # the test process was never told
     json.dumps(sweep.outputs)  # all text
 

@@ -55,3 +55,11 @@ def test_a_failing_command_says_its_error_without_the_password(
         cmd()
     err = capsys.readouterr().err
     assert "http://admin:***@mlflow:5000" in err and "S3cretPW9" not in err
+
+
+def test_the_demo_banner_masks_the_registry_password() -> None:
+    from shipway.cli.demo import registry_line
+    from shipway.core.settings import Settings
+
+    line = registry_line(Settings(mlflow_tracking_uri="https://admin:S3cretPW9@mlflow.example"))
+    assert "S3cretPW9" not in line and "https://admin:***@mlflow.example" in line
