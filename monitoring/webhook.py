@@ -293,7 +293,7 @@ class TriggerServer(ThreadingHTTPServer):
     ) -> None:
         if token is None and not insecure:
             raise TokenError(
-                "the retraining webhook needs a bearer token: set SHIPWAY_TRIGGER_TOKEN_FILE "
+                "the retraining webhook needs a bearer token; set SHIPWAY_TRIGGER_TOKEN_FILE "
                 "(or SHIPWAY_TRIGGER_TOKEN), or run it insecure on loopback for local use"
             )
         if token is None and not is_loopback(host):
@@ -302,8 +302,9 @@ class TriggerServer(ThreadingHTTPServer):
         self.trigger, self.token, self.max_body = trigger, token, max_body
         if token is None:
             log.warning(
-                "INSECURE: the retraining webhook on %s:%d accepts alerts without a token "
-                "(local use only)",
+                "INSECURE: the retraining webhook on %s:%d accepts alerts from anyone who "
+                "can reach it, without a token. Local use only; set SHIPWAY_TRIGGER_TOKEN_FILE "
+                "for anything else.",
                 host,
                 self.server_address[1],
             )

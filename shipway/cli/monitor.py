@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shipway.cli.app import UsecaseOpt, UserError, app, console, context, err_console, friendly
+from shipway.cli.app import UsecaseOpt, UserError, app, console, context, friendly
 
 monitor_app = typer.Typer(help="Drift and performance monitoring.", no_args_is_help=True)
 trigger_app = typer.Typer(help="The retraining trigger (alert webhook).", no_args_is_help=True)
@@ -203,13 +203,6 @@ def serve_cmd(
         raise UserError(str(exc)) from exc
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    if token is None:
-        err_console.print(
-            "[bold yellow]WARNING: INSECURE[/]: the webhook accepts alerts from anyone who "
-            f"can reach {host}:{port}, without a token. Local use only; set "
-            "SHIPWAY_TRIGGER_TOKEN_FILE for anything else.",
-            highlight=False,
-        )
     console.print(
         f"trigger on http://{host}:{server.server_address[1]}: POST /alertmanager, "
         "POST /api/v2/alerts (bearer token "

@@ -63,3 +63,12 @@ def test_the_demo_banner_masks_the_registry_password() -> None:
 
     line = registry_line(Settings(mlflow_tracking_uri="https://admin:S3cretPW9@mlflow.example"))
     assert "S3cretPW9" not in line and "https://admin:***@mlflow.example" in line
+
+
+def test_the_webhook_s_own_errors_survive_the_mask() -> None:
+    """Its messages name settings after 'token': the mask must not eat the advice."""
+    from monitoring.webhook import TokenError, TriggerServer
+
+    with pytest.raises(TokenError) as err:
+        TriggerServer(None, token=None)  # type: ignore[arg-type]
+    assert redact(str(err.value)) == str(err.value)
