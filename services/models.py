@@ -119,7 +119,10 @@ class ModelLoader:
         """
         champ_v, chall_v = self.alias_versions(with_challenger)
         if champ_v is None:
-            raise LookupError(f"no version of {self.name!r} has the alias {CHAMPION!r} yet")
+            raise LookupError(
+                f"no version of {self.name!r} has the alias {CHAMPION!r} yet in the registry "
+                f"at {registry.address(self.tracking_uri)}"
+            )
         if chall_v == champ_v:
             chall_v = None
         if current is not None and current.versions() == (champ_v, chall_v):

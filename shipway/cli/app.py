@@ -54,14 +54,27 @@ def _expected() -> tuple[type[BaseException], ...]:
     """Failures caused by input or by a step that explains itself: one red line each.
 
     A failed kfp.local run counts when ``pipelines.runner`` is loaded (only then can it
-    have raised); importing it here would load kfp for every command.
+    have raised), an unreachable registry when ``shipway.core.registry`` is; importing
+    them here would load kfp or MLflow for every command.
     """
     from shipway.data.ingest import IngestError
     from shipway.data.readiness import ValidationFailed
 
     runner = sys.modules.get("pipelines.runner")
     pipeline = (runner.PipelineFailed,) if runner is not None else ()
-    return (SpecError, UserError, IngestError, ValidationFailed, FileNotFoundError, *pipeline)
+    # An unreachable registry names its address (never credentials) in one line; only a
+    # command that loaded the registry client (and so MLflow) can have raised it.
+    registry = sys.modules.get("shipway.core.registry")
+    unreachable = (registry.RegistryUnavailable,) if registry is not None else ()
+    return (
+        SpecError,
+        UserError,
+        IngestError,
+        ValidationFailed,
+        FileNotFoundError,
+        *pipeline,
+        *unreachable,
+    )
 
 
 def _log_hint() -> None:

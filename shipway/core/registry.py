@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import pandas as pd
@@ -70,8 +73,98 @@ def model_requirements(spec: UseCaseSpec) -> list[str]:
     return [f"{n}=={version(n)}" for n in names]
 
 
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+}
+"""How long an MLflow client waits before it says the registry is not there.
+
+MLflow's own defaults (a 120 s timeout, 7 retries with a backoff factor of 2) keep a
+client on a closed port retrying for about four minutes, logging only urllib3 warnings,
+before any Shipway code learns of it. These bound a refused connection to a few seconds
+(retries after 0 s and ~2 s) and a silent server to 20 s per attempt. Set in the process
+environment before the first client is made, and only where unset: an operator's
+``MLFLOW_HTTP_REQUEST_*`` wins (a slow link or a rate-limited hosted registry)."""
+
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST",)
+
+
+def bound_http_requests(env: MutableMapping[str, str] | None = None) -> None:
+    """Apply :data:`HTTP_DEFAULTS` where the environment does not set them already."""
+    env = os.environ if env is None else env
+    for key, value in HTTP_DEFAULTS.items():
+        env.setdefault(key, value)
+
+
+def address(uri: str) -> str:
+    """A store URI fit for a log line: ``scheme://host:port/path``, never credentials.
+
+    Userinfo (``user:password@``), query and fragment (tokens travel there too) are
+    dropped; a path-only URI (SQLite, a file store) is returned as it is.
+    """
+    parts = urlsplit(uri)
+    if not parts.netloc:
+        return uri
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry did not answer as a registry (unreachable, refused, 5xx, no access).
+
+    Distinct from an empty registry (a missing model or alias is ``None``), so a caller
+    never reports "no champion yet" for a registry it could not reach. The message names
+    the registry's address, never its credentials."""
+
+    def __init__(self, uri: str, what: str, cause: BaseException) -> None:
+        self.address = address(uri)
+        code = getattr(cause, "error_code", "") or type(cause).__name__
+        super().__init__(
+            f"MLflow registry at {self.address} could not {what} ({code}: {_reason(cause)})"
+        )
+
+
+_CAUSES = (
+    ("Connection refused", "connection refused: nothing listens there"),
+    ("timed out", "timed out"),
+    ("Name or service not known", "host name not resolved"),
+    ("Temporary failure in name resolution", "host name not resolved"),
+    ("Max retries exceeded", "unreachable after the retries"),
+)
+
+
+def _reason(cause: BaseException) -> str:
+    """The cause in a few words, without the request URL MLflow embeds (it may carry
+    credentials) or urllib3's retry chain."""
+    text = str(cause)
+    for marker, reason in _CAUSES:
+        if marker in text:
+            return reason
+    first = text.splitlines()[0] if text else type(cause).__name__
+    return address_free(first)[:300]
+
+
+def address_free(text: str) -> str:
+    """``text`` with the userinfo of any URL in it masked."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/\s@]+@")
+
+
+def registry_uri(client: MlflowClient) -> str:
+    """The registry URI a client talks to (for error messages)."""
+    return str(getattr(client, "_registry_uri", None) or mlflow.get_registry_uri())
+
+
 def connect(tracking_uri: str) -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no phoning home
+    bound_http_requests()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -92,10 +185,25 @@ def experiment(client: MlflowClient, name: str, artifact_root: str | None) -> st
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version ``name@alias`` points at; None when the model or the alias does not exist.
+
+    Only "does not exist" means empty: MLflow answers RESOURCE_DOES_NOT_EXIST for a missing
+    model and INVALID_PARAMETER_VALUE "Registered model alias ... not found" for a missing
+    alias. Anything else (a closed port, a timeout, a 5xx, 401/403) raises
+    :class:`RegistryUnavailable` naming the registry's address.
+    """
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND or _alias_not_found(exc, alias):
+            return None
+        raise RegistryUnavailable(
+            registry_uri(client), f"read the alias {name}@{alias}", exc
+        ) from exc
+
+
+def _alias_not_found(exc: MlflowException, alias: str) -> bool:
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and (f"alias {alias} not found" in str(exc))
 
 
 def load(uri: str) -> Any:
