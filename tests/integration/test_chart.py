@@ -157,7 +157,7 @@ SCENARIOS = ["default", *CI_IDS]
 
 # --------------------------------------------------------------------------- lint / schemas
 def test_ci_scenarios_exist() -> None:
-    assert {"minimal", "production", "prometheus-operator"} <= set(CI_IDS)
+    assert {"minimal", "production", "prometheus-operator", "external-stores"} <= set(CI_IDS)
 
 
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=["default", *CI_IDS])
@@ -427,6 +427,21 @@ REJECTIONS = [
         id="dvc-remote-not-url",
     ),
     pytest.param(
+        ["prediction.autoscaling.enabled=false", "prediction.replicaCount=0"],
+        ["/prediction/replicaCount", "minimum: got 0, want 1"],
+        id="no-replicas-beside-a-disruption-budget",
+    ),
+    pytest.param(
+        ["trigger.auth.existingSecret=Not_A_Name"],
+        ["/trigger/auth/existingSecret", "does not match pattern"],
+        id="bad-trigger-token-secret",
+    ),
+    pytest.param(
+        ["mlflow.auth.users.existingSecrets.trigger=x"],
+        ["/mlflow/auth/users/existingSecrets", "additional properties 'trigger' not allowed"],
+        id="mlflow-user-for-an-unknown-component",
+    ),
+    pytest.param(
         ["prediction.challenger.mode=canary"],
         ["/prediction/challenger/mode", "value must be one of 'off', 'split', 'shadow'"],
         id="bad-challenger-mode",
@@ -454,6 +469,23 @@ TEMPLATE_REJECTIONS = [
         "prediction.testRequests.credit_risk is missing",
         id="usecase-without-test-request",
     ),
+    pytest.param(
+        ["prediction.autoscaling.minReplicas=7", "prediction.autoscaling.maxReplicas=6"],
+        "prediction.autoscaling.minReplicas (7) is above prediction.autoscaling.maxReplicas (6)",
+        id="min-replicas-above-max",
+    ),
+    pytest.param(
+        ["prediction.autoscaling.enabled=false", "prediction.replicaCount=1"],
+        "prediction.replicaCount (1) must be above prediction.podDisruptionBudget.minAvailable "
+        "(1): with no pod to spare the PodDisruptionBudget blocks every node drain",
+        id="replicas-not-above-min-available",
+    ),
+    pytest.param(
+        ["prediction.autoscaling.minReplicas=2", "prediction.podDisruptionBudget.minAvailable=2"],
+        "prediction.autoscaling.minReplicas (2) must be above "
+        "prediction.podDisruptionBudget.minAvailable (2)",
+        id="autoscaled-min-not-above-min-available",
+    ),
 ]
 
 
@@ -464,6 +496,17 @@ def test_templates_reject_what_the_schema_cannot_express(
     proc = template(tc, sets=sets)
     assert proc.returncode != 0
     assert expected in proc.stderr, proc.stderr
+
+
+def test_disruption_budget_checks_leave_valid_shapes_alone(tc) -> None:
+    """What the checks must not refuse: maxUnavailable, a percentage, no budget."""
+    for sets in (
+        ["prediction.podDisruptionBudget.maxUnavailable=1", "prediction.autoscaling.minReplicas=1"],
+        ["prediction.podDisruptionBudget.minAvailable=50%"],
+        ["prediction.podDisruptionBudget.enabled=false", "prediction.autoscaling.enabled=false"],
+    ):
+        proc = template(tc, sets=sets)
+        assert proc.returncode == 0, (sets, proc.stderr)
 
 
 def test_values_schema_accepts_every_shipped_scenario(tc) -> None:
@@ -597,7 +640,7 @@ def test_environment_contract_of_the_application_pods(rendered) -> None:
     # namespace-qualified: the pipeline's pods, in another namespace, use it too
     assert env["SHIPWAY_MLFLOW_TRACKING_URI"] == f"http://{FULLNAME}-mlflow.{NAMESPACE}.svc:5000"
     assert env["SHIPWAY_KFP_HOST"] == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
-    assert env["MLFLOW_TRACKING_USERNAME"] == "admin"
+    assert env["MLFLOW_TRACKING_USERNAME"] == "shipway-pipeline", "the pipeline pods' user"
     assert env["SHIPWAY_IMAGE"] == "ghcr.io/shipway/shipway:0.1.0"
     dep = one(docs, "Deployment", f"{FULLNAME}-predict-hotel-rates")
     (c,) = dep["spec"]["template"]["spec"]["containers"]
@@ -611,7 +654,7 @@ def test_environment_contract_of_the_application_pods(rendered) -> None:
         "SHIPWAY_PREDICTION_LOG_URI": (f"{FULLNAME}-postgresql", "prediction-log-uri"),
         "SHIPWAY_FEAST_REGISTRY_PATH": (f"{FULLNAME}-postgresql", "feast-registry-uri"),
         "SHIPWAY_FEAST_REDIS_CONNECTION": (f"{FULLNAME}-redis", "connection"),
-        "MLFLOW_TRACKING_PASSWORD": (f"{FULLNAME}-mlflow-auth", "admin-password"),
+        "MLFLOW_TRACKING_PASSWORD": (f"{FULLNAME}-mlflow-user-prediction", "password"),
         "SHIPWAY_API_TOKEN": (f"{FULLNAME}-api-token", "token"),
     }
     # The API token reaches the prediction service only.
@@ -655,6 +698,10 @@ def test_generated_secrets_are_consistent_and_random(tc, rendered) -> None:
         assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
+EXTERNAL = {"production", "external-stores"}
+"""Scenarios naming Secrets that exist outside the chart (existingSecret)."""
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_no_secret_value_outside_secrets(rendered, scenario: str) -> None:
     docs = rendered[scenario]
@@ -683,10 +730,10 @@ def test_no_secret_value_outside_secrets(rendered, scenario: str) -> None:
             for e in c.get("env", []):
                 ref = (e.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
-                    assert ref["name"] in rendered_secrets or scenario == "production", ref
+                    assert ref["name"] in rendered_secrets or scenario in EXTERNAL, ref
         for v in spec.get("volumes", []):
             if "secret" in v:
-                assert v["secret"]["secretName"] in rendered_secrets or scenario == "production", v
+                assert v["secret"]["secretName"] in rendered_secrets or scenario in EXTERNAL, v
 
 
 def test_values_defaults_hold_no_secret_values() -> None:
@@ -1044,7 +1091,7 @@ def test_network_policies_open_only_the_needed_flows(rendered) -> None:
         ("predict-hotel-rates", "mlflow", 5000),
         ("monitor-hotel-rates", "postgresql", 5432),
         ("monitor-hotel-rates", "mlflow", 5000),
-        ("trigger", "mlflow", 5000),
+        ("mlflow-access", "mlflow", 5000),
         ("mlflow", "postgresql", 5432),
         ("feast-apply", "postgresql", 5432),
         ("feast-apply", "redis", 6379),
@@ -1060,6 +1107,13 @@ def test_network_policies_open_only_the_needed_flows(rendered) -> None:
         ("redis", "postgresql", 5432),
         ("predict-hotel-rates", "monitor-hotel-rates", 9108),
         ("mlflow", "predict-hotel-rates", 3000),
+        # the trigger only submits runs; Feast jobs never call MLflow
+        ("trigger", "mlflow", 5000),
+        ("trigger", "postgresql", 5432),
+        ("trigger", "redis", 6379),
+        ("feast-apply", "mlflow", 5000),
+        ("materialize-hotel-rates", "mlflow", 5000),
+        ("mlflow-access", "postgresql", 5432),
     ]
     for src, dst, port in allowed:
         assert _allowed(policies, pods[src], pods[dst], port), (
@@ -1363,13 +1417,26 @@ def test_pipeline_namespace_gets_the_env_and_copies_of_the_generated_secrets(ren
     for name, keys in (
         (f"{FULLNAME}-postgresql", {"feast-registry-uri", "prediction-log-uri"}),
         (f"{FULLNAME}-redis", {"connection"}),
-        (f"{FULLNAME}-mlflow-auth", {"admin-password"}),
     ):
         copy = copies[("Secret", name)]
         assert set(copy["data"]) == keys, name
         for k in keys:
             assert copy["data"][k] == home[("Secret", name)]["data"][k], (name, k)
         assert "annotations" not in copy["metadata"], "copies go with the release"
+    # The MLflow Secret there, under the name the compiled pipeline's default names, holds
+    # the pipeline user's password (key admin-password, what the pipeline maps), never the
+    # admin's nor another component's.
+    mlflow = copies[("Secret", f"{FULLNAME}-mlflow-auth")]["data"]
+    assert set(mlflow) == {"admin-password"}
+    pipeline = home[("Secret", f"{FULLNAME}-mlflow-user-pipeline")]["data"]
+    assert mlflow["admin-password"] == pipeline["password"] == pipeline["admin-password"]
+    assert (
+        mlflow["admin-password"]
+        != home[("Secret", f"{FULLNAME}-mlflow-auth")]["data"]["admin-password"]
+    )
+    assert copies[("ConfigMap", f"{FULLNAME}-env")]["data"]["MLFLOW_TRACKING_USERNAME"] == (
+        "shipway-pipeline"
+    )
 
 
 def test_pipeline_namespace_with_external_secrets_gets_the_env_only(rendered) -> None:
@@ -1381,7 +1448,7 @@ def test_pipeline_namespace_with_external_secrets_gets_the_env_only(rendered) ->
     # the external Secrets the pipeline expects there, under the names the release uses
     assert env["SHIPWAY_PIPELINE_POSTGRESQL_SECRET"] == "shipway-postgresql-uris"
     assert env["SHIPWAY_PIPELINE_REDIS_SECRET"] == "shipway-redis"
-    assert env["SHIPWAY_PIPELINE_MLFLOW_AUTH_SECRET"] == "shipway-mlflow-admin"
+    assert env["SHIPWAY_PIPELINE_MLFLOW_AUTH_SECRET"] == "shipway-mlflow-pipeline"
 
 
 def test_pipeline_runs_fetch_from_the_configured_repository_and_remote(
@@ -1646,7 +1713,7 @@ def test_notes_say_how_to_reach_each_endpoint(tc) -> None:
         'Its steps run in namespace "kubeflow-ml-team"',
         "postgresql_secret:   shipway-postgresql-uris",
         "Create the external Secret(s) shipway-postgresql-uris, shipway-redis, "
-        "shipway-mlflow-admin in namespace",
+        "shipway-mlflow-pipeline in namespace",
     ):
         assert expected in notes, f"{expected!r} not in NOTES"
 
@@ -1705,3 +1772,159 @@ def test_schema_describes_every_value() -> None:
                 break
             node = props[part]
     assert missing == [], f"values.yaml keys the schema would reject: {missing}"
+
+
+# --------------------------------------------------------------------------- MLflow users
+MLFLOW_PASSWORD_REFS = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD")
+
+
+def _mlflow_logins(docs: list[dict[str, Any]]) -> dict[str, set[tuple[str, str, str]]]:
+    """workload -> {(env var, Secret, key)} of every MLflow credential its containers get."""
+    out: dict[str, set[tuple[str, str, str]]] = {}
+    for doc in workloads(docs):
+        for c in all_containers(pod_template(doc)["spec"]):
+            for e in c.get("env", []):
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref and (e["name"] in MLFLOW_PASSWORD_REFS or "MLFLOW_PASSWORD" in e["name"]):
+                    out.setdefault(doc["metadata"]["name"], set()).add(
+                        (e["name"], ref["name"], ref["key"])
+                    )
+    return out
+
+
+def test_each_component_logs_in_to_mlflow_as_its_own_user(rendered) -> None:
+    """The prediction and monitor pods hold only their own user's password; the trigger
+    and the Feast jobs none; the admin password only MLflow and the access Job."""
+    from shipway.governance import access
+
+    docs = rendered["default"]
+    logins = _mlflow_logins(docs)
+    user = f"{FULLNAME}-mlflow-user"
+    assert logins[f"{FULLNAME}-predict-hotel-rates"] == {
+        ("MLFLOW_TRACKING_PASSWORD", f"{user}-prediction", "password")
+    }
+    assert logins[f"{FULLNAME}-monitor-hotel-rates"] == {
+        ("MLFLOW_TRACKING_PASSWORD", f"{user}-monitor", "password")
+    }
+    for name in (
+        "trigger",
+        "feast-apply",
+        "materialize-hotel-rates",
+        "pipeline-upload-hotel-rates",
+    ):
+        assert f"{FULLNAME}-{name}" not in logins, f"{name} gets MLflow credentials"
+    admin = {
+        w for w, refs in logins.items() if any(s == f"{FULLNAME}-mlflow-auth" for _, s, _ in refs)
+    }
+    assert admin == {f"{FULLNAME}-mlflow", f"{FULLNAME}-mlflow-access"}
+    for name, component in (
+        ("predict-hotel-rates", "prediction"),
+        ("monitor-hotel-rates", "monitor"),
+    ):
+        (c,) = one(docs, "Deployment", f"{FULLNAME}-{name}")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert env_of(c)["MLFLOW_TRACKING_USERNAME"] == access.role(component).username
+    # every generated user Secret holds one user's credentials
+    for component in access.COMPONENTS:
+        data = _secret_data(docs, f"{user}-{component}")  # (the user name is no secret)
+        assert len(data["password"]) == 32
+        assert set(data) == {"password"} | (
+            {"admin-password"} if component == "pipeline" else set()
+        )
+
+
+def test_mlflow_access_job_runs_the_tested_provisioning(rendered) -> None:
+    """The hook Job runs `shipway access provision` with exactly the passwords the CLI reads
+    (shipway.cli.access), each from its component's Secret, as the admin."""
+    from shipway.cli.access import PASSWORD_ENV
+    from shipway.governance import access
+
+    docs = rendered["production"]
+    job = one(docs, "Job", f"{FULLNAME}-mlflow-access")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert int(job["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0, "before the others"
+    spec = job["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    assert c["args"] == [
+        "access",
+        "provision",
+        "--usecase",
+        "hotel_rates",
+        "--usecase",
+        "credit_risk",
+    ]
+    e = env_of(c)
+    assert e["MLFLOW_TRACKING_USERNAME"] == "admin"
+    assert e["MLFLOW_TRACKING_PASSWORD"]["secretKeyRef"]["name"] == "shipway-mlflow-admin"
+    values = yaml.safe_load((CHART / "ci" / "production-values.yaml").read_text())
+    existing = values["mlflow"]["auth"]["users"]["existingSecrets"]
+    for component in access.COMPONENTS:
+        ref = e[PASSWORD_ENV.format(component.upper())]["secretKeyRef"]
+        assert ref == {"name": existing[component], "key": "password"}
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["shipway.io/mlflow-client"] == "true" and "shipway.io/db-client" not in labels
+
+
+def test_pipeline_runs_reach_mlflow_and_postgresql_only_from_kfp_component_pods(rendered) -> None:
+    for name in ("mlflow", "postgresql"):
+        policy = one(rendered["default"], "NetworkPolicy", f"{FULLNAME}-np-{name}")
+        (rule,) = policy["spec"]["ingress"]
+        runs = [p for p in rule["from"] if "namespaceSelector" in p]
+        assert runs == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}},
+                "podSelector": {"matchLabels": {"pipelines.kubeflow.org/v2_component": "true"}},
+            }
+        ], "not the whole kubeflow namespace"
+
+
+# --------------------------------------------------------------------------- trigger token
+def test_trigger_requires_a_token_that_alertmanager_sends(rendered) -> None:
+    docs = rendered["prometheus-operator"]
+    dep = one(docs, "Deployment", f"{FULLNAME}-trigger")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert c["args"][:4] == ["trigger", "serve", "--host", "0.0.0.0"], "pods bind all addresses"
+    ref = env_of(c)["SHIPWAY_TRIGGER_TOKEN"]["secretKeyRef"]
+    assert ref == {"name": f"{FULLNAME}-trigger-token", "key": "token"}
+    assert len(_secret_data(docs, f"{FULLNAME}-trigger-token")["token"]) == 48
+    (amc,) = by_kind(docs, "AlertmanagerConfig")
+    (hook,) = amc["spec"]["receivers"][0]["webhookConfigs"]
+    assert hook["httpConfig"]["authorization"] == {"type": "Bearer", "credentials": ref}
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    roles = {k for k, v in labels.items() if k.startswith("shipway.io/") and v == "true"}
+    assert roles == {"shipway.io/kfp-client"}, "the trigger reaches no store"
+    assert not [e for e in env_of(c) if e.startswith(("SHIPWAY_FEAST", "SHIPWAY_PREDICTION"))]
+    prod = one(rendered["production"], "Deployment", f"{FULLNAME}-trigger")
+    (pc,) = prod["spec"]["template"]["spec"]["containers"]
+    assert env_of(pc)["SHIPWAY_TRIGGER_TOKEN"]["secretKeyRef"]["name"] == "shipway-trigger-token"
+
+
+# --------------------------------------------------------------------------- stable secrets
+def test_every_generated_credential_is_looked_up_before_it_is_made() -> None:
+    """`helm upgrade` keeps generated credentials: each random value in the templates is
+    the fallback of a lookup of the live Secret (there is no cluster here to upgrade on;
+    the existingSecret path of every credential is documented in docs/chart.md)."""
+    sources = {p.name: p.read_text() for p in (CHART / "templates").rglob("*") if p.is_file()}
+    helpers = sources.pop("_helpers.tpl")
+    kept = helpers.split('{{- define "shipway.keptSecret" -}}', 1)[1].split(
+        "{{- end }}\n{{- end }}"
+    )[0]
+    assert "lookup" in kept and "randAlphaNum" in kept
+    assert "randAlphaNum" not in helpers.replace(kept, "")
+    secrets_tpl = sources.pop("secrets.yaml")
+    assert not [n for n, text in sources.items() if "randAlphaNum" in text]
+    blocks = re.split(r"\napiVersion: v1\nkind: Secret", secrets_tpl)
+    for block in blocks:
+        if "randAlphaNum" in block:
+            assert "lookup" in block, block[:400]
+    docs = (ROOT / "docs" / "chart.md").read_text()
+    for path in (
+        "auth.apiToken.existingSecret",
+        "trigger.auth.existingSecret",
+        "mlflow.auth.existingSecret",
+        "mlflow.auth.users.existingSecrets",
+        "postgresql.external.existingSecret",
+        "redis.external.existingSecret",
+    ):
+        assert path in docs, f"docs/chart.md does not document {path}"

@@ -200,6 +200,87 @@ imagePullSecrets:
 {{- default (include "shipway.componentName" (dict "ctx" . "name" "mlflow-auth")) .Values.mlflow.auth.existingSecret }}
 {{- end }}
 
+{{/* Is MLflow deployed here with basic auth (and so with one user per component)? "true" or "". */}}
+{{- define "shipway.mlflowUsers" -}}
+{{- if and .Values.mlflow.enabled .Values.mlflow.auth.enabled }}true{{ end }}
+{{- end }}
+
+{{/* MLflow username of a component (shipway.governance.access.Role.username). */}}
+{{- define "shipway.mlflowUsername" -}}
+shipway-{{ . }}
+{{- end }}
+
+{{/*
+Secret holding one component's MLflow password (key `password`): the existing one named in
+mlflow.auth.users.existingSecrets.<component>, else the generated <fullname>-mlflow-user-<c>.
+Arg: (list $ "prediction").
+*/}}
+{{- define "shipway.mlflowUserSecret" -}}
+{{- $ctx := index . 0 }}{{ $c := index . 1 }}
+{{- default (include "shipway.componentName" (dict "ctx" $ctx "name" (printf "mlflow-user-%s" $c))) (index $ctx.Values.mlflow.auth.users.existingSecrets $c) }}
+{{- end }}
+
+{{/*
+The Secret the training pipeline's pods read the MLflow password from (key `admin-password`,
+the key pipelines/training.py SECRET_ENV maps; it holds the pipeline user's password, never
+the admin's). In another namespace it is the generated copy under the name the compiled
+pipeline's default parameter names (<fullname>-mlflow-auth), so runs started from the
+Kubeflow UI find it; in the release namespace that name is the admin Secret, so there it is
+the pipeline user's own Secret.
+*/}}
+{{- define "shipway.pipelineMlflowSecret" -}}
+{{- $existing := .Values.mlflow.auth.users.existingSecrets.pipeline }}
+{{- if not (include "shipway.mlflowUsers" .) }}
+{{- include "shipway.mlflowAuthSecret" . }}
+{{- else if $existing }}
+{{- $existing }}
+{{- else if ne (include "shipway.pipelinesNamespace" .) .Release.Namespace }}
+{{- include "shipway.componentName" (dict "ctx" . "name" "mlflow-auth") }}
+{{- else }}
+{{- include "shipway.mlflowUserSecret" (list . "pipeline") }}
+{{- end }}
+{{- end }}
+
+{{/* Secret of the retraining webhook's bearer token (SHIPWAY_TRIGGER_TOKEN). */}}
+{{- define "shipway.triggerTokenSecret" -}}
+{{- default (include "shipway.componentName" (dict "ctx" . "name" "trigger-token")) .Values.trigger.auth.existingSecret }}
+{{- end }}
+
+{{/*
+A generated credential that stays the same across `helm upgrade`: the value already in the
+live Secret (lookup) when there is one, else a new random one. `helm template` and
+`--dry-run` cannot look up, so they show a fresh value; an install or upgrade keeps it.
+Arg: (dict "ctx" $ "name" <Secret> "key" <key> "length" <n>).
+*/}}
+{{- define "shipway.keptSecret" -}}
+{{- $old := lookup "v1" "Secret" .ctx.Release.Namespace .name }}
+{{- if and $old $old.data (index $old.data .key) }}
+{{- index $old.data .key | b64dec }}
+{{- else }}
+{{- randAlphaNum (int .length) }}
+{{- end }}
+{{- end }}
+
+{{/*
+What values.schema.json cannot say (JSON Schema does not compare two numbers), refused with
+a message naming the values. Included by templates/prediction.yaml.
+*/}}
+{{- define "shipway.validate" -}}
+{{- $p := .Values.prediction }}
+{{- $as := $p.autoscaling }}
+{{- if and $as.enabled (gt (int $as.minReplicas) (int $as.maxReplicas)) }}
+{{- fail (printf "prediction.autoscaling.minReplicas (%d) is above prediction.autoscaling.maxReplicas (%d): the HorizontalPodAutoscaler would be rejected; lower minReplicas or raise maxReplicas" (int $as.minReplicas) (int $as.maxReplicas)) }}
+{{- end }}
+{{- $pdb := $p.podDisruptionBudget }}
+{{- if and $pdb.enabled (kindIs "invalid" $pdb.maxUnavailable) (not (kindIs "string" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.minAvailable)) }}
+{{- $replicas := ternary (int $as.minReplicas) (int $p.replicaCount) (toString $as.enabled | eq "true") }}
+{{- $what := ternary "prediction.autoscaling.minReplicas" "prediction.replicaCount" (toString $as.enabled | eq "true") }}
+{{- if le $replicas (int $pdb.minAvailable) }}
+{{- fail (printf "%s (%d) must be above prediction.podDisruptionBudget.minAvailable (%d): with no pod to spare the PodDisruptionBudget blocks every node drain; raise the replicas, lower minAvailable or disable the budget" $what $replicas (int $pdb.minAvailable)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Namespace-qualified, so it also holds in the training pipeline's pods (pipelines.namespace). */}}
 {{- define "shipway.mlflowTrackingUri" -}}
 {{- if .Values.mlflow.enabled }}
@@ -264,8 +345,12 @@ prometheus.io/path: {{ index . 2 | quote }}
 {{/*
 Environment of the Shipway application containers. Non-secret settings come from the
 <fullname>-env ConfigMap; credentials from Secrets by reference. Arg: (dict "ctx" $
-"usecase" "hotel_rates" "apiToken" true "feastOnly" false): apiToken adds SHIPWAY_API_TOKEN
-(prediction service only); feastOnly keeps just the Feast stores (feature server).
+"usecase" "hotel_rates" "apiToken" true "feastOnly" false "mlflowUser" "prediction"
+"noStores" false): apiToken adds SHIPWAY_API_TOKEN (prediction service only); feastOnly
+keeps just the Feast stores (feature server); mlflowUser logs in to MLflow as that
+component's own user (shipway-<component>, its password from its own Secret; no
+mlflowUser: no MLflow credentials at all); noStores leaves out every store credential
+(the trigger reaches only the Kubeflow Pipelines API).
 */}}
 {{- define "shipway.appEnv" -}}
 {{- $ := .ctx }}
@@ -280,6 +365,7 @@ env:
   - name: SHIPWAY_USECASE
     value: {{ . | quote }}
   {{- end }}
+  {{- if not .noStores }}
   {{- if not .feastOnly }}
   - name: SHIPWAY_PREDICTION_LOG_URI
     valueFrom:
@@ -297,12 +383,15 @@ env:
       secretKeyRef:
         name: {{ include "shipway.redisSecret" $ }}
         key: {{ include "shipway.redisConnectionKey" $ }}
-  {{- if and $.Values.mlflow.enabled $.Values.mlflow.auth.enabled (not .feastOnly) }}
+  {{- end }}
+  {{- if and (include "shipway.mlflowUsers" $) .mlflowUser }}
+  - name: MLFLOW_TRACKING_USERNAME
+    value: {{ include "shipway.mlflowUsername" .mlflowUser | quote }}
   - name: MLFLOW_TRACKING_PASSWORD
     valueFrom:
       secretKeyRef:
-        name: {{ include "shipway.mlflowAuthSecret" $ }}
-        key: {{ $.Values.mlflow.auth.passwordKey }}
+        name: {{ include "shipway.mlflowUserSecret" (list $ .mlflowUser) }}
+        key: password
   {{- end }}
   {{- if and .apiToken $.Values.auth.apiToken.enabled }}
   - name: SHIPWAY_API_TOKEN
