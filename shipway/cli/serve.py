@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from shipway.core.redaction import redact
 
 predict_app = typer.Typer(help="Score data with the served model.", no_args_is_help=True)
 app.add_typer(predict_app, name="predict")
+log = logging.getLogger("shipway.cli.serve")
 
 
 @app.command("serve")
@@ -42,6 +44,14 @@ def serve_cmd(
     if challenger_percent is not None:
         overrides["SHIPWAY_CHALLENGER_PERCENT"] = str(challenger_percent)
     port = port or settings.service_port
+    if settings.api_token is None:
+        log.warning(
+            "authentication is off: SHIPWAY_API_TOKEN is not set, so /predict, /predict_batch "
+            "and /feedback on %s:%s accept anonymous calls; set it before anyone else can "
+            "reach this port (the chart always sets it)",
+            host,
+            port,
+        )
     console.print(
         f"serving [bold]{spec.name}[/] on http://{host}:{port} "
         f"(OpenAPI at /, metrics at /metrics; registry {redact(settings.tracking_uri)})"
