@@ -9,6 +9,7 @@ a canary user and password (people do put them in URIs), which must appear nowhe
 * ``bentoml serve`` on that URI logs one line naming the registry's address within 10 s of
   the loader turning to the registry, never "no version has the alias", and /readyz stays
   503 (/livez 200).
+* A CLI command that reads the registry exits with that one line, no traceback.
 """
 
 from __future__ import annotations
@@ -127,3 +128,38 @@ def test_service_on_an_unreachable_registry_says_so_within_10s(
         assert CANARY not in log, "the registry password reached the log"
     finally:
         handle.stop()
+
+
+def test_cli_on_an_unreachable_registry_says_so_in_one_line(
+    mlflow_http_defaults, tmp_path: Path
+) -> None:
+    """A registry command (``shipway rollback``) exits 1 with one line naming the address,
+    without a traceback or the password, within seconds of reaching the registry."""
+    import os
+    import subprocess
+    import sys
+
+    uri, where = _closed_uri()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHIPWAY_")},
+        "SHIPWAY_MLFLOW_TRACKING_URI": uri,
+        "SHIPWAY_STATE_DIR": str(tmp_path / "state"),
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "shipway"), "rollback", "-u", "hotel_rates"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert f"error: MLflow registry at {where} could not read the alias hotel_rates@" in (
+        re.sub(r"\s+", " ", out)
+    ), out
+    assert "Traceback" not in out and CANARY not in out, out
+    assert elapsed < 60, f"{elapsed:.0f}s (CLI start and MLflow imports included)"
