@@ -23,12 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from services import rowscorer, scoring
 from services.metrics import ServiceMetrics, challenger_missing
 from services.models import CHALLENGER, CHAMPION, ModelLoader, ModelSet, ServedModel, route
-from shipway.core.predictionlog import PredictionLog, PredictionRecord
+from shipway.core.predictionlog import DuplicateRecord, PredictionLog, PredictionRecord
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import probe_row
@@ -202,7 +200,8 @@ class Engine:
             )
         try:
             with self._lock:
-                scoring.fetch(store, self.spec, [probe_row(self.spec)])  # online store answers?
+                direct = self.settings.direct_feature_reads
+                scoring.fetch(store, self.spec, [probe_row(self.spec)], direct=direct)  # answers?
         except Exception as exc:
             raise Unavailable(where, exc) from exc
         self.store = store
@@ -247,7 +246,9 @@ class Engine:
             raise NotReady("model, feature store or prediction log not loaded yet")
         spec = self.spec
         with self._lock:
-            feats = scoring.fetch(store, spec, [j.row for j in jobs])
+            feats = scoring.fetch(
+                store, spec, [j.row for j in jobs], direct=self.settings.direct_feature_reads
+            )
         self.metrics.features(feats.seconds, feats.missing_entities)
         keys = [[str(j.row[k]) for k in spec.entity_columns] for j in jobs]
         variants = [route(self.mode, self.percent, models, k) for k in keys]
@@ -361,13 +362,13 @@ class Engine:
         try:
             plog.append([r for rs in records for r in rs])
             return results
-        except IntegrityError:
+        except DuplicateRecord:
             pass
         for i, rs in enumerate(records):
             if not rs:
                 continue
             try:
                 plog.append(rs)
-            except IntegrityError:
+            except DuplicateRecord:
                 results[i] = DuplicateRequestId(jobs[i].request_id)
         return results

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from feature_repo.online import OnlineReader, reader_for
 from feature_repo.store import online
 from shipway.core import modelframe
 from shipway.core.modelframe import model_columns
@@ -92,10 +93,12 @@ def fill_missing(
 
 @dataclass(frozen=True)
 class _Resolved:
-    """The feature service resolved to its stored-feature references (or None: use it whole)."""
+    """The feature service resolved to its stored-feature references (or None: use it whole)
+    and the direct reader of those references (None: the store has none)."""
 
     refs: list[str] | None
     at: float
+    reader: OnlineReader | None = None
 
 
 _RESOLVED: dict[tuple[int, str], _Resolved] = {}
@@ -103,6 +106,11 @@ RESOLVE_TTL_SECONDS = 60.0  # the Feast registry's own cache TTL
 
 
 def stored_refs(store: Any, spec: UseCaseSpec) -> list[str] | None:
+    """See :func:`_resolve`."""
+    return _resolve(store, spec).refs
+
+
+def _resolve(store: Any, spec: UseCaseSpec) -> _Resolved:
     """``view:feature`` references of the feature service's stored views, resolved once a
     minute; None when the service holds an on-demand view other than the request view.
 
@@ -116,7 +124,7 @@ def stored_refs(store: Any, spec: UseCaseSpec) -> list[str] | None:
     key = (id(store), spec.feature_service_name)
     hit = _RESOLVED.get(key)
     if hit is not None and time.monotonic() - hit.at < RESOLVE_TTL_SECONDS:
-        return hit.refs
+        return hit
     service = store.get_feature_service(spec.feature_service_name)
     stored_views = {fv.name for fv in store.list_feature_views()}
     refs: list[str] | None = []
@@ -128,17 +136,27 @@ def stored_refs(store: Any, spec: UseCaseSpec) -> list[str] | None:
             break
         assert refs is not None
         refs += [f"{proj.name_to_use()}:{f.name}" for f in proj.features]
-    _RESOLVED[key] = _Resolved(refs, time.monotonic())
-    return refs
+    reader = None
+    if refs:  # the same views as before: keep the reader (and its connections)
+        same = hit is not None and hit.refs == refs
+        reader = hit.reader if same and hit is not None else reader_for(store, refs)
+    _RESOLVED[key] = resolved = _Resolved(refs, time.monotonic(), reader)
+    return resolved
 
 
 def read_online(
-    store: Any, spec: UseCaseSpec, rows: Sequence[dict[str, Any]]
+    store: Any, spec: UseCaseSpec, rows: Sequence[dict[str, Any]], *, direct: bool = True
 ) -> dict[str, list[Any]]:
     """The feature service's values for ``rows``, one list per column: entity keys,
-    request fields and stored features (None where the store has no value)."""
+    request fields and stored features (None where the store has no value).
+
+    ``direct``: read the stored views with :class:`feature_repo.online.OnlineReader`
+    where the online store has one (the same values; tested against Feast), else
+    through ``get_online_features``.
+    """
     feast_rows = entity_rows(spec, rows)
-    refs = stored_refs(store, spec)
+    resolved = _resolve(store, spec)
+    refs = resolved.refs
     if refs is None:
         return {k: list(v) for k, v in online(store, spec, feast_rows).to_dict("list").items()}
     data: dict[str, list[Any]] = {
@@ -146,16 +164,23 @@ def read_online(
     }
     if not refs:  # no stored features (a use case without entity aggregates): nothing to read
         return data
+    if direct and resolved.reader is not None:
+        stored = resolved.reader.read(feast_rows)
+        data.update((n, stored[n]) for n in spec.stored_feature_names if n in stored)
+        return data
     keys = [{k: r[k] for k in spec.entity_columns} for r in feast_rows]
     resp = store.get_online_features(features=refs, entity_rows=keys).to_dict()
     data.update((name, list(resp[name])) for name in spec.stored_feature_names if name in resp)
     return data
 
 
-def fetch(store: Any, spec: UseCaseSpec, rows: Sequence[dict[str, Any]]) -> Features:
-    """Online features of the feature service for ``rows``, defaults applied, as a model frame."""
+def fetch(
+    store: Any, spec: UseCaseSpec, rows: Sequence[dict[str, Any]], *, direct: bool = True
+) -> Features:
+    """Online features of the feature service for ``rows``, defaults applied, as a model frame
+    (``direct``: see :func:`read_online`)."""
     t0 = time.perf_counter()
-    data = read_online(store, spec, rows)
+    data = read_online(store, spec, rows, direct=direct)
     seconds = time.perf_counter() - t0
     got = {len(v) for v in data.values()}
     if got != {len(rows)}:

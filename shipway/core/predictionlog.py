@@ -6,6 +6,15 @@ with ``synchronous=FULL`` (safe across processes and crashes); cluster: PostgreS
 the same SQLAlchemy Core code. Monitoring reads windows of it, lineage reads single
 rows, retention and erasure delete from it.
 
+The hot write, :meth:`PredictionLog.append`, is a group commit with plain driver calls:
+SQLAlchemy's per-statement compilation and connection checkout cost more than the insert
+itself (372 us against 160 us for a raw sqlite3 insert with the same fsync, issue 15),
+so the statement is compiled once and the records go through the DBAPI connection's
+``executemany``. Callers that arrive while a commit is in progress queue up, and the
+next writer commits all of them in one transaction (one fsync on SQLite, one round of
+``executemany`` on PostgreSQL); each caller still returns only after its own records
+are committed.
+
 Ground truth is never overwritten silently. ``feedback`` holds the label in force, one
 per prediction (what monitoring joins); ``feedback_history`` keeps every label ever in
 force, numbered by revision, so a correction replaces the label monitoring uses while
@@ -15,8 +24,10 @@ conflict and changes nothing. Which labels a target accepts is ``shipway.core.la
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +82,11 @@ feedback_history = sa.Table(
 )
 
 sa.Index("ix_predictions_usecase_ts", predictions.c.usecase, predictions.c.ts)
+
+
+class DuplicateRecord(RuntimeError):
+    """A record's request id is already in the log (nothing of that append was written)."""
+
 
 ATTEMPTS = 3
 """Tries of one feedback write; only a first label racing another one needs a second."""
@@ -237,13 +253,19 @@ class PredictionLog:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._writer = _GroupWriter(self.engine)
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
-        """Commit the records (one transaction); returns only once they are durable."""
-        if not records:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(predictions.insert(), [r.row() for r in records])
+        """Commit the records (one transaction, possibly shared with concurrent callers);
+        returns only once they are durable. Raises :class:`DuplicateRecord` when one of
+        them reuses a logged request id: then none of them is written."""
+        if records:
+            self._writer.write([r.row() for r in records])
+
+    def close(self) -> None:
+        """Release the writer's connection and the pool."""
+        self._writer.close()
+        self.engine.dispose()
 
     def add_feedback(
         self, usecase: str, request_id: str, actual: float, *, correction: bool = False
@@ -390,6 +412,114 @@ class PredictionLog:
             return True
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+@dataclass
+class _Pending:
+    """One caller's rows, waiting for a commit."""
+
+    rows: list[dict[str, Any]]
+    done: bool = False
+    error: BaseException | None = None
+
+
+class _GroupWriter:
+    """Group commit of prediction rows through one DBAPI connection (see the module doc).
+
+    Whoever holds the write lock commits every batch queued so far; a caller that finds
+    its batch already committed by another returns at once. A duplicate request id in a
+    group fails only the batch that holds it: the group is rolled back and written batch
+    by batch. A connection error fails the group and the next write reconnects.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dialect = engine.dialect
+        self.integrity_error: type[BaseException] = dialect.loaded_dbapi.IntegrityError
+        compiled = predictions.insert().compile(
+            dialect=dialect, column_keys=[c.name for c in predictions.c]
+        )
+        self.sql = compiled.string
+        self.positional = compiled.positiontup is not None  # qmark (sqlite3), else named
+        names = list(compiled.positiontup or [c.name for c in predictions.c])
+        self.names = names
+        self.processors = {  # the dialect's own conversions (SQLite: its datetime text)
+            c.name: c.type.dialect_impl(dialect).bind_processor(dialect)
+            for c in predictions.c
+            if c.name in names
+        }
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._conn: Any = None
+        self.commits = 0
+        """Transactions committed (observability and tests: fewer than appends under load)."""
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        mine = _Pending(rows)
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._write_lock:
+            if not mine.done:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        if mine.error is not None:
+            raise mine.error
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _params(self, row: dict[str, Any]) -> Any:
+        values = {}
+        for name in self.names:
+            value = row[name]
+            proc = self.processors.get(name)
+            values[name] = proc(value) if proc is not None and value is not None else value
+        return tuple(values[n] for n in self.names) if self.positional else values
+
+    def _insert(self, conn: Any, pending: Sequence[_Pending]) -> None:
+        cur = conn.cursor()
+        try:
+            cur.executemany(self.sql, [self._params(r) for p in pending for r in p.rows])
+        finally:
+            cur.close()
+        conn.commit()
+        self.commits += 1
+
+    def _commit(self, group: list[_Pending]) -> None:
+        try:
+            if self._conn is None:
+                self._conn = self.engine.raw_connection()
+            conn = self._conn
+            try:
+                self._insert(conn, group)
+                for p in group:
+                    p.done = True
+            except self.integrity_error:
+                conn.rollback()
+                for p in group:  # only the batch with the reused id fails
+                    try:
+                        self._insert(conn, [p])
+                    except self.integrity_error:
+                        conn.rollback()
+                        p.error = DuplicateRecord("request id already logged")
+                    p.done = True
+        except BaseException as exc:
+            self._drop()
+            for p in group:
+                if not p.done:  # committed batches stay committed; the rest failed
+                    p.error, p.done = exc, True
+
+    def _drop(self) -> None:
+        """Forget a connection that failed mid-write (invalidated: never reused)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing more to release
+                conn.invalidate()
 
 
 def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:

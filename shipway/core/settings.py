@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     service_workers: int = Field(
         default=1, ge=1, description="BentoML worker processes of the prediction service."
     )
+    direct_feature_reads: bool = Field(
+        default=True,
+        description="Read online features straight from the SQLite or Redis online store "
+        "with Feast's key encoding and value decoding (feature_repo/online.py); false: "
+        "Feast's get_online_features on every call (same values, slower).",
+    )
     openlineage_url: str | None = Field(
         default=None,
         description="Lineage server (e.g. Marquez) receiving OpenLineage events over HTTP; "

@@ -80,6 +80,7 @@ def test_compiled_scorer_is_bit_identical_to_the_pipeline(usecase: str, algorith
     model, x = _fit(spec, algorithm)
     scorer = rowscorer.predictor(spec, model)
     assert isinstance(scorer, rowscorer.TreeRows)  # the fast path is really taken
+    assert (scorer.booster is not None) == (algorithm == "lightgbm")  # LightGBM: its Booster
     for df in (pd.concat([x.head(50)]), _awkward(spec)):
         frame = model_frame(spec, df)
         want = modelframe.predict(spec, model, frame)
@@ -114,6 +115,29 @@ def test_a_scorer_that_disagrees_is_not_used(
         scorer = rowscorer.predictor(spec, model)
     assert not isinstance(scorer, rowscorer.TreeRows)
     assert "differs from the pipeline" in caplog.text
+    assert np.array_equal(
+        scorer(model_columns(spec, x.head(8), 8)), modelframe.predict(spec, model, x.head(8))
+    )
+
+
+def test_a_booster_that_disagrees_falls_back_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The load-time check compares the Booster's numbers too: another model's Booster
+    (real trees, other numbers) is refused and the pipeline scores."""
+    spec = load_usecase("hotel_rates")
+    model, x = _fit(spec, "lightgbm")
+    other, _ = _fit(spec.model_copy(), "lightgbm")
+    other.set_params(model__random_state=99, model__n_estimators=7)
+    other.fit(x, _target(spec, x, seed=5))
+    compiled = rowscorer._tree_rows(spec, model)
+    assert compiled is not None and compiled.booster is not None
+    foreign = replace(compiled, booster=other.named_steps["model"].booster_)
+    monkeypatch.setattr(rowscorer, "_tree_rows", lambda s, m: foreign)
+    with caplog.at_level(logging.INFO, logger="shipway.service"):
+        scorer = rowscorer.predictor(spec, model)
+    assert not isinstance(scorer, rowscorer.TreeRows)
+    assert len(caplog.records) == 1 and "differs from the pipeline" in caplog.text
     assert np.array_equal(
         scorer(model_columns(spec, x.head(8), 8)), modelframe.predict(spec, model, x.head(8))
     )

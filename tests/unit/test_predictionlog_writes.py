@@ -1,0 +1,140 @@
+"""The prediction log's group commit (real SQLite files, WAL, synchronous=FULL).
+
+* Callers that arrive while a commit is in progress are committed together, in one
+  transaction, and each returns only after its own records are in the log.
+* A reused request id fails only the caller that sent it; nothing of its batch is
+  written, and the others of the same group are.
+* Rows written through the driver read back through SQLAlchemy exactly as before
+  (timestamps compare in window queries, JSON columns decode).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shipway.core.predictionlog import DuplicateRecord, PredictionLog, PredictionRecord
+
+
+def _record(rid: str, value: float = 1.0, ts: datetime | None = None) -> PredictionRecord:
+    rec = PredictionRecord(
+        request_id=rid,
+        usecase="hotel_rates",
+        model_name="hotel_rates",
+        model_version="3",
+        variant="champion",
+        entity_keys={"agent": "9", "country": "PRT"},
+        features={"lead_time": 12.0, "agent": "9"},
+        prediction=value,
+        latency_ms=0.5,
+        label=None,
+        missing=["agent_adr_mean_90d"],
+        event_time=ts,
+    )
+    if ts is not None:
+        rec.ts = ts
+    return rec
+
+
+def _queued(plog: PredictionLog, calls: list[Callable[[], None]]) -> list[BaseException | None]:
+    """Start ``calls`` while a commit is in progress (the write lock held), wait until all
+    of them are queued, then let them go; returns each call's exception or None."""
+    writer = plog._writer
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            calls[i]()
+        except BaseException as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    with writer._write_lock:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(writer._queue) < len(calls):
+            assert time.monotonic() < deadline, "appends never queued"
+            time.sleep(0.005)
+    for t in threads:
+        t.join(30)
+    return errors
+
+
+def test_concurrent_appends_share_one_commit(tmp_path: Path) -> None:
+    plog = PredictionLog(str(tmp_path / "p.db"))
+    before = plog._writer.commits
+    calls = [
+        (lambda i=i: plog.append([_record(f"r{i}-{j}", float(j)) for j in range(3)]))
+        for i in range(12)
+    ]
+    assert _queued(plog, calls) == [None] * 12
+    assert plog._writer.commits - before == 1, "twelve callers, one transaction"
+    assert plog.count("hotel_rates") == 36
+    assert plog.get("r7-2")["prediction"] == 2.0  # type: ignore[index]
+
+
+def test_a_reused_id_fails_only_its_caller(tmp_path: Path) -> None:
+    plog = PredictionLog(str(tmp_path / "p.db"))
+    plog.append([_record("taken")])
+    calls = [
+        lambda: plog.append([_record("a1"), _record("a2")]),
+        lambda: plog.append([_record("b1"), _record("taken")]),
+        lambda: plog.append([_record("c1")]),
+    ]
+    errors = _queued(plog, calls)
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], DuplicateRecord)
+    assert plog.get("b1") is None, "nothing of the failed batch is written"
+    assert {plog.get(r) is not None for r in ("a1", "a2", "c1", "taken")} == {True}
+    assert plog.count() == 4
+    with pytest.raises(DuplicateRecord):
+        plog.append([_record("solo"), _record("solo")])
+    assert plog.get("solo") is None
+    plog.append([_record("after")])  # the connection is still usable
+    assert plog.count() == 5
+
+
+def test_driver_rows_read_back_like_sqlalchemy_rows(tmp_path: Path) -> None:
+    plog = PredictionLog(str(tmp_path / "p.db"))
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    plog.append([_record(f"w{i}", float(i), t0 + timedelta(hours=i)) for i in range(6)])
+    win = plog.window("hotel_rates", t0 + timedelta(hours=2), t0 + timedelta(hours=5))
+    assert win["request_id"].tolist() == ["w2", "w3", "w4"]
+    by_event = plog.window(
+        "hotel_rates", t0 + timedelta(hours=4), None, with_feedback=False, by="event_time"
+    )
+    assert by_event["request_id"].tolist() == ["w4", "w5"]
+    row = plog.get("w3")
+    assert row is not None
+    assert row["entity_keys"] == {"agent": "9", "country": "PRT"}
+    assert row["features"] == {"agent": "9", "lead_time": 12.0}
+    assert row["missing"] == ["agent_adr_mean_90d"]
+    assert row["ts"].replace(tzinfo=UTC) == t0 + timedelta(hours=3)
+    assert plog.add_feedback("hotel_rates", "w3", 10.0)
+    assert plog.delete("hotel_rates", before=t0 + timedelta(hours=1)) == {
+        "predictions": 1,
+        "feedback": 0,
+    }
+    assert plog.integrity_ok()
+
+
+def test_a_second_process_view_sees_every_acknowledged_record(tmp_path: Path) -> None:
+    """What append returned for is committed: a fresh connection (another worker, or the
+    service after a restart) reads it at once."""
+    path = str(tmp_path / "p.db")
+    plog = PredictionLog(path)
+    threads = [threading.Thread(target=plog.append, args=([_record(f"t{i}")],)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    other = PredictionLog(path)
+    assert other.count() == 20
+    plog.close()
+    other.close()
