@@ -6,10 +6,15 @@ A plain ASGI middleware (no per-request Starlette objects, so it costs microseco
   and the id is put into the request headers so the API method logs the same id;
 * with a configured token, the prediction and feedback routes need
   ``Authorization: Bearer <token>`` (compared in constant time) or get 401;
+* a body that is not ``application/json`` gets 415 whatever its type (BentoML would
+  hand a multipart or form body to its form parser, which answers a multipart type
+  without a boundary with a 500, and any other type to its JSON parser);
 * bodies larger than the limit get 413 before anything parses them, whether the client
-  sent a Content-Length or streamed chunks; a JSON body that is malformed or nested
-  deeper than about 200 levels gets 400 on every route (BentoML's list parser would
-  answer it with a 500);
+  sent a Content-Length or streamed chunks; on ``/predict_batch`` a body that is
+  malformed or nested deeper than about 200 levels gets 400 (BentoML's list parser
+  would answer it with a 500). The single-row routes are parsed once, by pydantic in
+  BentoML, which answers the same bodies with the same 400, so they are not parsed here;
+  a body with a Content-Length within the limit is not even buffered here;
 * ``/docs.json`` states every answer the API gives (``schema.document_answers``);
 * every request is counted and timed by endpoint and status, including the 4xx this
   middleware answers itself and the 404s of unknown routes (labelled ``other`` so a
@@ -38,6 +43,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROTECTED = frozenset({"/predict", "/predict_batch", "/feedback"})
+JSON_CHECKED = frozenset({"/predict_batch"})
+"""Routes whose body BentoML parses with the unbounded ``json`` module (list inputs)."""
+JSON_TYPES = frozenset({"application/json", ""})
+"""Request media types the API takes (none declared: BentoML's default, JSON)."""
 KNOWN = PROTECTED | {"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/", "/schema.json"}
 _RID = re.compile(REQUEST_ID_PATTERN)
 
@@ -103,18 +112,20 @@ class GuardMiddleware:
 
         try:
             if path in PROTECTED:
-                error = self._refuse(headers, given)
+                error = self._refuse(headers, given, scope.get("method", "POST"))
                 if error is not None:
                     await _reply(send_wrapper, *error)
                     return
-                data = await self._read_body(headers, receive, send_wrapper)
-                if data is None:
+                answered, data = await self._read_body(headers, receive, send_wrapper, path)
+                if answered:
                     return
-                problem = _json_problem(headers, data)
-                if problem is not None:
-                    await _reply(send_wrapper, 400, problem, [])
-                    return
-                receive = await _replaying(data, receive)
+                if path in JSON_CHECKED:
+                    problem = _json_problem(data or b"")
+                    if problem is not None:
+                        await _reply(send_wrapper, 400, problem, [])
+                        return
+                if data is not None:
+                    receive = await _replaying(data, receive)
             out: Send = self._documenting(send_wrapper) if path == "/docs.json" else send_wrapper
             headers = [h for h in headers if h[0].lower() != b"x-request-id"] + [rid_header]
             await self.app({**scope, "headers": headers}, receive, out)
@@ -150,9 +161,10 @@ class GuardMiddleware:
         return send_doc
 
     def _refuse(
-        self, headers: list[Any], given_rid: str | None
+        self, headers: list[Any], given_rid: str | None, method: str
     ) -> tuple[int, dict[str, Any], list[Any]] | None:
-        """401 without a valid token; 400 for an unusable client request id."""
+        """401 without a valid token; 415 for a body that is not JSON; 400 for an unusable
+        client request id."""
         if self.token is not None:
             auth = _header(headers, b"authorization") or ""
             scheme, _, cred = auth.partition(" ")
@@ -165,6 +177,22 @@ class GuardMiddleware:
                     {"error": "missing or invalid bearer token"},
                     [(b"www-authenticate", b'Bearer realm="shipway"')],
                 )
+        media = (_header(headers, b"content-type") or "").split(";", 1)[0].strip().lower()
+        if method == "POST" and media not in JSON_TYPES:
+            return (
+                415,
+                {
+                    "error": "unsupported Content-Type; send application/json",
+                    "detail": [
+                        {
+                            "loc": ["header", "Content-Type"],
+                            "msg": "must be application/json",
+                            "type": "media_type",
+                        }
+                    ],
+                },
+                [(b"accept", b"application/json")],
+            )
         if given_rid is not None:
             return (
                 400,
@@ -182,10 +210,17 @@ class GuardMiddleware:
             )
         return None
 
-    async def _read_body(self, headers: list[Any], receive: Receive, send: Send) -> bytes | None:
-        """The whole body, or None after answering 413: a declared Content-Length over the
-        limit is refused before reading, and a streamed body is counted as it arrives, so
-        neither can make the service buffer more than the limit."""
+    async def _read_body(
+        self, headers: list[Any], receive: Receive, send: Send, path: str
+    ) -> tuple[bool, bytes | None]:
+        """(answered, body): the whole body, or None when the app may read it itself;
+        answered is True after a 413.
+
+        A declared Content-Length over the limit is refused before reading; a declared one
+        within it is left to the app (the server never delivers more than it declared),
+        unless the body must be checked here; a streamed body is counted as it arrives.
+        Either way the service never buffers more than the limit.
+        """
         length = _header(headers, b"content-length")
         too_large: tuple[int, dict[str, Any], list[Any]] = (
             413,
@@ -194,7 +229,9 @@ class GuardMiddleware:
         )
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await _reply(send, *too_large)
-            return None
+            return True, None
+        if length is not None and path not in JSON_CHECKED:
+            return False, None
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -205,14 +242,14 @@ class GuardMiddleware:
             size += len(chunk)
             if size > self.max_body:
                 await _reply(send, *too_large)
-                return None
+                return True, None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        return False, b"".join(chunks)
 
 
-def _json_problem(headers: list[Any], body: bytes) -> dict[str, Any] | None:
+def _json_problem(body: bytes) -> dict[str, Any] | None:
     """A 400 body when a JSON request is not JSON or nests deeper than ``pydantic_core``
     allows (about 200 levels), else None.
 
@@ -220,11 +257,8 @@ def _json_problem(headers: list[Any], body: bytes) -> dict[str, Any] | None:
     which answers malformed JSON with a 500 and 100,000 nested brackets with a
     RecursionError (also a 500). Checking here, with the same bounded parser that
     validates the other routes, gives every route the same 400 for the same body; it
-    costs microseconds for a single row and a few milliseconds for a 1 MiB batch.
+    costs a few milliseconds for a 1 MiB batch.
     """
-    ctype = (_header(headers, b"content-type") or "application/json").lower()
-    if "json" not in ctype:
-        return None  # BentoML's own content handling (and its 400s) apply
     try:
         pydantic_core.from_json(body or b"null", allow_inf_nan=False)
     except ValueError as exc:

@@ -23,6 +23,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from services import clienterrors
 from services.batcher import Coalescer
 from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFailed
 from services.metrics import ServiceMetrics, gauges_text
@@ -59,17 +60,25 @@ def _checked(result: Any) -> Any:
         raise ScoringFailed("internal: invalid answer") from exc
 
 
+TRACING_OFF = {"excluded_urls": "."}
+"""BentoML always installs OpenTelemetry's ASGI middleware; a pattern matching every URL
+makes it pass requests straight through (no span, no context per request)."""
+
+
 @bentoml.service(
     name=f"shipway_{SPEC.name}",
     description=SPEC.description or SPEC.title,
     workers=SETTINGS.service_workers,
     traffic={"timeout": 30},
     labels={"usecase": SPEC.name, "owner": SPEC.owner.email},
+    logging={"access": {"enabled": SETTINGS.access_log}},
+    tracing={} if SETTINGS.tracing else TRACING_OFF,
 )
 class PredictionService:
     """Predictions of the use case's champion (and challenger), features from Feast."""
 
     def __init__(self) -> None:
+        clienterrors.install()  # a refused request: one WARNING line, no values
         self.engine = Engine(SETTINGS, SPEC, METRICS)
         self.engine.start()
         self.coalescer: Coalescer[Job, dict[str, Any]] | None = (

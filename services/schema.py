@@ -296,6 +296,7 @@ GUARD_RESPONSES: dict[str, dict[str, str]] = {
         '"correction": true to replace it.',
     },
     "413": {"*": "Request body larger than the service's limit."},
+    "415": {"*": "Content-Type other than application/json (the only body the API takes)."},
     "503": {"*": "Model, feature store or prediction log not loaded yet; retry shortly."},
 }
 """Answers the service gives besides BentoML's 200/400/404/500: code -> meaning by route
@@ -327,8 +328,12 @@ def document_answers(doc: dict[str, Any], routes: frozenset[str], bearer: bool) 
         post = doc.get("paths", {}).get(route, {}).get("post")
         if not isinstance(post, dict):
             continue
-        if isinstance(post.get("requestBody"), dict):
-            post["requestBody"]["required"] = True  # an empty body is a 400, not a valid call
+        body = post.get("requestBody")
+        if isinstance(body, dict):
+            body["required"] = True  # an empty body is a 400, not a valid call
+            content = body.get("content")
+            if isinstance(content, dict) and "application/json" in content:  # JSON only: 415
+                body["content"] = {"application/json": content["application/json"]}
         responses = post.setdefault("responses", {})
         for code, meanings in GUARD_RESPONSES.items():
             meaning = meanings.get(route, meanings.get("*"))

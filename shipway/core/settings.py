@@ -145,6 +145,17 @@ class Settings(BaseSettings):
     service_workers: int = Field(
         default=1, ge=1, description="BentoML worker processes of the prediction service."
     )
+    access_log: bool = Field(
+        default=False,
+        description="BentoML's access log line per request (off by default: it costs every "
+        "request a formatted log line, and /metrics already counts requests by route and "
+        "status; turn on to debug).",
+    )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry spans per request, exported as BentoML's tracing "
+        "configuration says; off (default): the tracing middleware skips every route.",
+    )
     direct_feature_reads: bool = Field(
         default=True,
         description="Read online features straight from the SQLite or Redis online store "

@@ -244,7 +244,7 @@ def test_kill_9_under_load_then_restart_serves_every_acknowledged_prediction(
     bookings: pd.DataFrame,
     tmp_path: Path,
 ) -> None:
-    """SIGKILL the whole service group while 6 clients are posting; a new service on the
+    """SIGKILL the whole service group while 16 clients are posting; a new service on the
     same prediction log starts cleanly and knows every acknowledged prediction (feedback
     for each is accepted, which looks it up in the log), and keeps appending to it."""
     from shipway.core.predictionlog import PredictionLog
@@ -262,7 +262,7 @@ def test_kill_9_under_load_then_restart_serves_every_acknowledged_prediction(
     try:
         wait_ready(handle)
         clients = [
-            threading.Thread(target=_load, args=(handle.url, rows, stop, acked)) for _ in range(6)
+            threading.Thread(target=_load, args=(handle.url, rows, stop, acked)) for _ in range(16)
         ]
         for t in clients:
             t.start()

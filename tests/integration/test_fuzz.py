@@ -8,13 +8,22 @@
   recorded, or passed on to a lookup that would answer 404.
 * An oversized body (declared or streamed) and 100,000-level nested JSON are refused
   with a 4xx, the service's memory stays bounded and it still answers afterwards.
-* The bearer token (and a wrong one a client sent) never appears in the service's log.
+* The schemathesis CLI itself, as an outside auditor runs it: every check (``--checks
+  all``), positive and negative data (``--mode all``), its examples, coverage (media-type
+  and header variants, missing and malformed values) and fuzzing phases, at least
+  ``MIN_CLI_REQUESTS`` requests over every route, 0 server errors and 0 failed checks.
+* Whatever the declared Content-Type, a body that is not JSON gets 415 and a malformed or
+  100,000-level nested JSON body 400, never a 500 (multipart without a boundary included).
+* The bearer token (and a wrong one a client sent) never appears in the service's log; a
+  refused request is one WARNING line without the values it carried, and no traceback.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -44,6 +53,11 @@ pytestmark = pytest.mark.integration
 TOKEN = secrets.token_urlsafe(32)
 WRONG_TOKEN = secrets.token_urlsafe(32)
 MIN_REQUESTS = 1000
+MIN_CLI_REQUESTS = 3000
+CLI_EXAMPLES = 1000
+"""schemathesis ``--max-examples`` per operation and phase (3 operations)."""
+CANARY = "canary-" + secrets.token_hex(6)
+"""A value sent only in refused requests: it must never reach the log."""
 EXAMPLES: dict[tuple[str, str], int] = {
     ("/predict", "positive"): 260,
     ("/predict", "negative"): 140,
@@ -222,3 +236,132 @@ def test_secrets_never_logged(served: Fuzzed, body: dict[str, Any]) -> None:
     assert "/predict" in text or "POST" in text, "the service log records requests"
     assert TOKEN not in text
     assert WRONG_TOKEN not in text
+
+
+def _har_entries(path: Path) -> list[dict[str, Any]]:
+    return list(json.loads(path.read_text())["log"]["entries"])
+
+
+def test_schemathesis_cli_all_checks_all_modes(served: Fuzzed, tmp_path: Path) -> None:
+    """The audit's own run: ``schemathesis run --checks all --mode all`` against the served
+    OpenAPI document, every phase, bearer auth as configured; the HAR report says what
+    was sent and answered."""
+    exe = shutil.which("schemathesis", path=tool_env()["PATH"])
+    require(exe is not None, "schemathesis CLI missing (pip install -e '.[dev]')")
+    assert exe is not None
+    har = tmp_path / "run.har"
+    proc = subprocess.run(
+        [
+            exe,
+            "run",
+            f"{served.handle.url}/docs.json",
+            "--checks",
+            "all",
+            "--mode",
+            "all",
+            "--max-examples",
+            str(CLI_EXAMPLES),
+            "--seed",
+            "20261205",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "60",
+            "--header",
+            f"Authorization: Bearer {TOKEN}",
+            "--report",
+            "har",
+            "--report-har-path",
+            str(har),
+            "--no-color",
+            "--suppress-health-check",
+            "all",
+        ],
+        cwd=tmp_path,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    summary = proc.stdout[-4000:] + proc.stderr[-2000:]
+    entries = _har_entries(har)
+    statuses = Counter(e["response"]["status"] for e in entries)
+    routes = {e["request"]["url"].removeprefix(served.handle.url).split("?")[0] for e in entries}
+    assert not [s for s in statuses if s >= 500], (statuses, summary)
+    assert proc.returncode == 0, summary
+    assert len(entries) >= MIN_CLI_REQUESTS, (len(entries), statuses)
+    assert {"/predict", "/predict_batch", "/feedback"} <= routes, routes
+
+
+NOT_JSON: dict[str, tuple[str, bytes]] = {
+    "multipart without boundary": ("multipart/form-data", b"--x\r\n\r\n{}"),
+    "multipart with boundary": (
+        "multipart/form-data; boundary=xyz",
+        b'--xyz\r\nContent-Disposition: form-data; name="agent"\r\n\r\n9\r\n--xyz--\r\n',
+    ),
+    "form": ("application/x-www-form-urlencoded", b"agent=9&lead_time=3"),
+    "text malformed": ("text/plain", b"{not json"),
+    "text deep": ("text/plain", _nested(NESTING, "[", "]")),
+    "text valid json": ("text/plain", b'{"request_id": "x", "actual": 1}'),
+    "xml": ("application/xml", b"<row/>"),
+    "json lookalike": ("application/jsonx", b"{}"),
+}
+MALFORMED: dict[str, bytes] = {
+    "truncated": b'{"agent": "9", ',
+    "not utf-8": b'{"agent": "\xff\xfe"}',
+    "deep arrays": _nested(NESTING, "[", "]"),
+    "deep objects": _nested(NESTING, '{"a":', "}"),
+    "nan": b'{"lead_time": NaN}',
+}
+
+
+@pytest.mark.parametrize("route", ["/predict", "/predict_batch", "/feedback"])
+def test_media_types_and_malformed_bodies(served: Fuzzed, body: dict[str, Any], route: str) -> None:
+    """415 for any body that is not JSON, 400 for malformed JSON under any JSON type (or
+    none declared): whatever the declared type, never a 5xx."""
+    with httpx.Client(base_url=served.handle.url, timeout=60, headers=_auth()) as client:
+        for what, (ctype, data) in NOT_JSON.items():
+            resp = client.post(route, content=data, headers={"Content-Type": ctype})
+            assert resp.status_code == 415, (what, resp.status_code, resp.text[:200])
+            assert resp.json()["detail"][0]["loc"] == ["header", "Content-Type"]
+        for what, data in MALFORMED.items():
+            for ctype in ("application/json", "application/json; charset=utf-8", None):
+                headers = {"Content-Type": ctype} if ctype else {}
+                req = client.build_request("POST", route, content=data, headers=headers)
+                if ctype is None:
+                    del req.headers["Content-Type"]
+                resp = client.send(req)
+                assert resp.status_code == 400, (what, ctype, resp.status_code)
+        ok = [body] if route == "/predict_batch" else body
+        if route != "/feedback":
+            for ctype in ("application/json; charset=utf-8", "Application/JSON"):
+                resp = client.post(
+                    route, content=json.dumps(ok).encode(), headers={"Content-Type": ctype}
+                )
+                assert resp.status_code == 200, (ctype, resp.text[:200])
+
+
+def test_refused_requests_leave_one_line_without_values(
+    served: Fuzzed, body: dict[str, Any]
+) -> None:
+    """Runs after the fuzzing above: the log holds no traceback at all (no 5xx happened),
+    and a refused request's values never reach it; each refusal is one WARNING line."""
+    lead = next(k for k, v in body.items() if isinstance(v, int | float))
+    refused = {
+        "/predict": {**body, lead: CANARY},
+        "/predict_batch": [{**body, lead: CANARY}],
+        "/feedback": {"request_id": CANARY, "actual": CANARY},
+    }
+    log_path = Path(served.handle.log_path)
+    before = log_path.read_text(errors="replace").count("client error 400")
+    with httpx.Client(base_url=served.handle.url, timeout=60, headers=_auth()) as client:
+        for route, payload in refused.items():
+            resp = client.post(route, json=payload)
+            assert resp.status_code == 400, (route, resp.status_code)
+            resp = client.post(route, content=f'{{"x": "{CANARY}"'.encode())
+            assert resp.status_code == 400, (route, resp.status_code)
+    time.sleep(0.5)  # let the log writer flush
+    text = log_path.read_text(errors="replace")
+    assert CANARY not in text
+    assert "Traceback" not in text, text[text.find("Traceback") - 500 :][:3000]
+    assert text.count("client error 400") - before >= 4, "BentoML's refusals, one line each"
