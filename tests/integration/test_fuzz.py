@@ -52,22 +52,24 @@ pytestmark = pytest.mark.integration
 
 TOKEN = secrets.token_urlsafe(32)
 WRONG_TOKEN = secrets.token_urlsafe(32)
-MIN_REQUESTS = 1000
+MIN_REQUESTS = 500
 MIN_CLI_REQUESTS = 3000
-CLI_EXAMPLES = 1000
-"""schemathesis ``--max-examples`` per operation and phase (3 operations)."""
+CLI_EXAMPLES = 1300
+"""schemathesis ``--max-examples`` per operation (about 3,400 requests over the 7 routes:
+the two prediction routes take most; /feedback soon meets only unknown ids)."""
 CANARY = "canary-" + secrets.token_hex(6)
 """A value sent only in refused requests: it must never reach the log."""
 EXAMPLES: dict[tuple[str, str], int] = {
-    ("/predict", "positive"): 260,
-    ("/predict", "negative"): 140,
-    ("/predict_batch", "positive"): 160,
-    ("/predict_batch", "negative"): 100,
-    ("/feedback", "positive"): 220,
-    ("/feedback", "negative"): 140,
+    ("/predict", "positive"): 130,
+    ("/predict", "negative"): 70,
+    ("/predict_batch", "positive"): 80,
+    ("/predict_batch", "negative"): 50,
+    ("/feedback", "positive"): 110,
+    ("/feedback", "negative"): 70,
 }
-"""Hypothesis examples per operation and mode (1,020 in all; a mode whose space is
-smaller stops early, so the total actually sent is asserted, not assumed)."""
+"""Hypothesis examples per operation and mode (510 in all; a mode whose space is
+smaller stops early, so the total actually sent is asserted, not assumed). These pin
+what the CLI run below does not: a schema-violating request gets exactly 400."""
 NESTING = 100_000
 RSS_GROWTH_BOUND = 150 * 1024 * 1024
 """The service's process tree may grow by at most 150 MiB over the hostile requests: a
@@ -326,11 +328,8 @@ def test_media_types_and_malformed_bodies(served: Fuzzed, body: dict[str, Any], 
             assert resp.json()["detail"][0]["loc"] == ["header", "Content-Type"]
         for what, data in MALFORMED.items():
             for ctype in ("application/json", "application/json; charset=utf-8", None):
-                headers = {"Content-Type": ctype} if ctype else {}
-                req = client.build_request("POST", route, content=data, headers=headers)
-                if ctype is None:
-                    del req.headers["Content-Type"]
-                resp = client.send(req)
+                headers = {"Content-Type": ctype} if ctype else {}  # raw bytes: none sent
+                resp = client.post(route, content=data, headers=headers)
                 assert resp.status_code == 400, (what, ctype, resp.status_code)
         ok = [body] if route == "/predict_batch" else body
         if route != "/feedback":
