@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format data features train serve predict-batch compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift bench-load audit clean
+.PHONY: help venv demo test test-unit lint format data features train serve predict-batch compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift bench-load bench-load-smoke audit clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -75,21 +75,35 @@ chart-lint: $(STAMP) tools ## Chart + Dockerfile checks: helm lint, kubernetes-v
 image: ## Build the Shipway image (needs a container engine; none exists on the dev machines)
 	docker build -f docker/Dockerfile -t ghcr.io/shipway/shipway:0.1.0 .
 
-bench: bench-training bench-serving bench-drift ## Every benchmark against its same-run baseline, then one table of ratios
+WRK := command -v wrk >/dev/null || apt-get install -y wrk  # the C load generator (Debian package)
+
+bench: $(STAMP) ## Every benchmark against its same-run baseline, then one table of ratios (exit 1 on a missed goal)
+	$(BIN)/python -m benchmarks.training
+	@$(WRK)
+	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.drift
 	$(BIN)/python -m benchmarks.report
 
 bench-training: $(STAMP) ## kfp.local vs in-process pipeline; raw data -> champion
 	$(BIN)/python -m benchmarks.training
 
-bench-serving: $(STAMP) ## /predict latency + throughput vs a hand-written FastAPI baseline; batch job vs bare loop
+bench-serving: $(STAMP) ## /predict vs the bare floor (wrk, A/B rounds, 1+2 workers, 1+16 conns); batch job vs floor
+	@$(WRK)
 	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.report serving
 
 bench-drift: $(STAMP) ## drift on 1M x 20 vs per-column scipy statistics
 	$(BIN)/python -m benchmarks.drift
 
 LOAD_MINUTES ?= 5
-bench-load: $(STAMP) ## locust: step to the highest sustained /predict rate, hold it LOAD_MINUTES (default 5)
-	LOAD_MINUTES=$(LOAD_MINUTES) $(BIN)/python -m benchmarks.load
+LOAD_RATE ?= 1500
+bench-load: $(STAMP) ## wrk at a constant LOAD_RATE (1500 req/s) of the mix for LOAD_MINUTES (5); exit 1 if not sustained
+	@$(WRK)
+	LOAD_MINUTES=$(LOAD_MINUTES) LOAD_RATE=$(LOAD_RATE) $(BIN)/python -m benchmarks.load
+
+bench-load-smoke: $(STAMP) ## Check the load harness in seconds (50 req/s, 15 s); records nothing
+	@$(WRK)
+	LOAD_SMOKE=1 $(BIN)/python -m benchmarks.load
 
 audit: $(STAMP) ## Dependency vulnerability audit of requirements.lock (pip-audit; fails if any pin cannot be checked)
 	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r requirements.lock

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.goals import met as goal_met
+from benchmarks.procs import load_average
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -24,6 +27,11 @@ class Comparison:
     goal: str = ""  # e.g. "ratio <= 1.5", "value <= 600"
     met: bool | None = None
 
+    def __post_init__(self) -> None:
+        """A goal is evaluated from its own text unless the caller decided it."""
+        if self.met is None:
+            self.met = goal_met(self.goal, self.value, self.ratio)
+
     @property
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
@@ -37,6 +45,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "at": datetime.now(UTC).isoformat(),
+        "load_average": load_average(),
     }
 
 
@@ -62,3 +71,23 @@ def table(bench: str, comparisons: list[Comparison]) -> str:
         met = "" if c.met is None else (" OK" if c.met else " MISSED")
         lines.append(f"  {c.name:44} {c.value:12.3f} {base} {ratio}  {c.goal}{met}")
     return "\n".join(lines)
+
+
+def markdown(bench: str, comparisons: list[Comparison], notes: str = "") -> Path:
+    """``benchmarks/results/<bench>.md``: the comparisons as a table, then ``notes``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# {bench} benchmark",
+        "",
+        "| figure | measured | baseline (same run) | ratio | goal | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in comparisons:
+        base = "-" if c.baseline is None else f"{c.baseline:,.4g} {c.unit}".strip()
+        ratio = "-" if c.ratio is None else f"{c.ratio:.3g}"
+        mark = "" if c.met is None else ("yes" if c.met else "**no**")
+        value = f"{c.value:,.4g} {c.unit}".strip()
+        lines.append(f"| {c.name} | {value} | {base} | {ratio} | {c.goal} | {mark} |")
+    path = RESULTS / f"{bench}.md"
+    path.write_text("\n".join(lines) + "\n\n" + notes.strip() + "\n")
+    return path

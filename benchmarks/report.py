@@ -1,8 +1,10 @@
 """One table of every benchmark's ratios against its goal (``make bench`` ends with it).
 
-``python -m benchmarks.report --markdown`` prints the rows pasted into the README.
-Exits 1 when any goal is missed (or nothing was recorded), so ``make bench`` fails then;
-the benchmarks before it have already written their results.
+``python -m benchmarks.report --markdown`` prints the rows pasted into the README;
+``python -m benchmarks.report serving`` only the named benchmarks' rows. Exits 1 when
+any goal shown is missed (or nothing was recorded), so ``make bench`` and
+``make bench-serving`` fail then; the benchmarks before it have already written their
+results.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import sys
 from benchmarks.common import RESULTS
 
 
-def rows() -> list[dict[str, object]]:
+def rows(only: list[str] | None = None) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
+        if only and data.get("benchmark") not in only:
+            continue
         for c in data.get("comparisons", []):
             out.append(
                 {"benchmark": data["benchmark"], **c, "at": data.get("machine", {}).get("at", "")}
@@ -33,7 +37,7 @@ def _fmt(v: object, unit: str = "") -> str:
 
 
 def main() -> int:
-    data = rows()
+    data = rows([a for a in sys.argv[1:] if not a.startswith("-")])
     if not data:
         print("no results yet: run `make bench`")
         return 1
