@@ -91,3 +91,17 @@ def markdown(bench: str, comparisons: list[Comparison], notes: str = "") -> Path
     path = RESULTS / f"{bench}.md"
     path.write_text("\n".join(lines) + "\n\n" + notes.strip() + "\n")
     return path
+
+
+def post_ready(client: Any, path: str, body: Any, timeout: float = 120.0) -> Any:
+    """POST ``body``, retrying while the service answers 503: ``/readyz`` reports the
+    worker that answered it, and with two workers the other may still be loading."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = client.post(path, json=body)
+        if resp.status_code != 503 or time.monotonic() > deadline:
+            resp.raise_for_status()
+            return resp
+        time.sleep(0.5)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import procs
-from benchmarks.common import Comparison, markdown, save, table
+from benchmarks.common import Comparison, markdown, post_ready, save, table
 from benchmarks.wrk import Paced, run_paced
 from shipway.core.launch import ServiceHandle, start_service, wait_ready
 from shipway.core.net import free_port
@@ -198,8 +198,8 @@ def warm(url: str, token: str, bodies: Path, n: int = 60) -> None:
     rows = [json.loads(line) for line in bodies.read_text().splitlines()]
     with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as c:
         for i in range(n):
-            c.post("/predict", json=rows[i % len(rows)]).raise_for_status()
-        c.post("/predict_batch", json=rows[:20]).raise_for_status()
+            post_ready(c, "/predict", rows[i % len(rows)])
+        post_ready(c, "/predict_batch", rows[:20])
 
 
 def write_bodies(

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from benchmarks import procs
-from benchmarks.common import Comparison, markdown, save, table
+from benchmarks.common import Comparison, markdown, post_ready, save, table
 from benchmarks.floor_bundle import write_bundle
 from benchmarks.goals import RSS_GOAL_SHARE, RSS_REFERENCE
 from benchmarks.wrk import Closed, run_closed
@@ -126,10 +126,8 @@ def check_same(floor: str, shipway: str, bodies: list[dict[str, Any]]) -> int:
     """Both answer every body with exactly the same prediction; stop the run otherwise."""
     with httpx.Client(timeout=30) as c:
         for i, body in enumerate(bodies):
-            a = c.post(f"{floor}/predict", json=body)
-            b = c.post(f"{shipway}/predict", json=body)
-            a.raise_for_status()
-            b.raise_for_status()
+            a = post_ready(c, f"{floor}/predict", body)
+            b = post_ready(c, f"{shipway}/predict", body)
             pa, pb = a.json()["prediction"], b.json()["prediction"]
             if pa != pb:
                 raise SystemExit(

@@ -6,7 +6,8 @@ refuses a bad row); reads the stored features of each entity from the same Feast
 online table with ``sqlite3`` (Feast's own entity-key serialization, the values decoded
 from Feast's protobuf); applies the declared default of an absent feature; builds the
 float32 row with the fitted encoder's category table; calls the champion's LightGBM
-``Booster``; and inserts the logged record (the same columns as Shipway's prediction
+``Booster`` on one thread (its default OpenMP pool spins every core for a single row:
+about 7 ms of CPU instead of 0.07); and inserts the logged record (the same columns as Shipway's prediction
 log, the inputs as JSON) and commits it with ``synchronous=FULL`` in WAL mode, so the
 answer is on disk before it is returned, as Shipway promises. Nothing else: no
 framework validation layer, no metrics, no access log, no thread hand-off (the endpoint
@@ -147,7 +148,7 @@ async def predict(request: Request) -> Response:
         return JSONResponse({"error": problem}, status_code=400)
     values, missing = features(row)
     x = vector(values)
-    prediction = float(BOOSTER.predict(x)[0])
+    prediction = float(BOOSTER.predict(x, num_threads=1)[0])
     rid = request.headers.get("x-request-id") or str(uuid.uuid4())
     now = datetime.now(UTC).isoformat()
     keys = {k: row[k] for k in T["entity_columns"]}
