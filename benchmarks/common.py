@@ -73,6 +73,12 @@ def table(bench: str, comparisons: list[Comparison]) -> str:
     return "\n".join(lines)
 
 
+def _figure(v: float, unit: str) -> str:
+    """Four significant digits, or whole numbers with separators from 1,000 up."""
+    text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return f"{text} {unit}".strip()
+
+
 def markdown(bench: str, comparisons: list[Comparison], notes: str = "") -> Path:
     """``benchmarks/results/<bench>.md``: the comparisons as a table, then ``notes``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -83,10 +89,10 @@ def markdown(bench: str, comparisons: list[Comparison], notes: str = "") -> Path
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for c in comparisons:
-        base = "-" if c.baseline is None else f"{c.baseline:,.4g} {c.unit}".strip()
+        base = "-" if c.baseline is None else _figure(c.baseline, c.unit)
         ratio = "-" if c.ratio is None else f"{c.ratio:.3g}"
         mark = "" if c.met is None else ("yes" if c.met else "**no**")
-        value = f"{c.value:,.4g} {c.unit}".strip()
+        value = _figure(c.value, c.unit)
         lines.append(f"| {c.name} | {value} | {base} | {ratio} | {c.goal} | {mark} |")
     path = RESULTS / f"{bench}.md"
     path.write_text("\n".join(lines) + "\n\n" + notes.strip() + "\n")

@@ -37,7 +37,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,9 +45,8 @@ from typing import Any
 
 from benchmarks import procs
 from benchmarks.common import Comparison, markdown, post_ready, save, table
+from benchmarks.servers import start_shipway, tool_env
 from benchmarks.wrk import Paced, run_paced
-from shipway.core.launch import ServiceHandle, start_service, wait_ready
-from shipway.core.net import free_port
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.core.usecases import load_usecase
@@ -74,12 +72,6 @@ WORKERS = int(os.environ.get("LOAD_WORKERS", "2"))
 """BentoML worker processes: the chart's default (``prediction.workers: 2``), one per core."""
 MIN_ANSWERED = 0.99
 """Share of the offered rate that must be answered for the rate to count as sustained."""
-
-
-def _tool_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPWAY_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 @dataclass(frozen=True)
@@ -153,7 +145,7 @@ def prepare(state: Path) -> tuple[Settings, UseCaseSpec, dict[str, Any]]:
         record = {"version": str(mv.version), "trained_now": False}
         return settings, spec, {**record, "promoted": not forced, "not_promoted_because": forced}
     for args in (["dvc", "repro", "features"], ["dvc", "push", "-q"]):
-        subprocess.run(args, cwd=ROOT, env=_tool_env(), check=True, capture_output=True)
+        subprocess.run(args, cwd=ROOT, env=tool_env(), check=True, capture_output=True)
     store = feature_store(settings)
     apply(store, [spec], settings.data)
     materialize(store, spec, settings.data)
@@ -168,26 +160,6 @@ def prepare(state: Path) -> tuple[Settings, UseCaseSpec, dict[str, Any]]:
         registry.set_alias(client, name, registry.CHAMPION, version)
     record = {"version": version, "trained_now": True}
     return settings, spec, {**record, "promoted": not why, "not_promoted_because": why}
-
-
-def serve(settings: Settings, spec: UseCaseSpec, token: str) -> ServiceHandle:
-    """The champion behind ``bentoml serve`` as the chart runs it (bearer auth on), with
-    a fresh prediction log of its own (every answered prediction is committed to it)."""
-    plog = settings.state / "load-predictions.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{plog}{suffix}").unlink(missing_ok=True)
-    env = {
-        "SHIPWAY_PREDICTION_LOG_URI": str(plog),
-        "SHIPWAY_API_TOKEN": token,
-        "SHIPWAY_SERVICE_WORKERS": str(WORKERS),
-    }
-    handle = start_service(settings, spec, free_port(), env=env, base_env=_tool_env())
-    try:
-        wait_ready(handle)
-    except BaseException:
-        handle.stop()
-        raise
-    return handle
 
 
 def warm(url: str, token: str, bodies: Path, n: int = 60) -> None:
@@ -241,7 +213,7 @@ def main() -> int:
     load0 = procs.load_average()
     with tempfile.TemporaryDirectory(prefix="shipway-load-") as tmp:
         bodies, actuals = write_bodies(settings, spec, Path(tmp))
-        handle = serve(settings, spec, token)
+        handle = start_shipway(settings, spec, WORKERS, "load-predictions.db", token)
         pid = handle.proc.pid
         print(f"service {handle.url} (champion v{champion['version']}, {WORKERS} workers), "
               f"{RATE:g} req/s for {SECONDS:g} s over {CONNECTIONS} connections, "

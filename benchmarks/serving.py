@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,8 +44,9 @@ from benchmarks import procs
 from benchmarks.common import Comparison, markdown, post_ready, save, table
 from benchmarks.floor_bundle import write_bundle
 from benchmarks.goals import RSS_GOAL_SHARE, RSS_REFERENCE
+from benchmarks.servers import start_shipway, tool_env
 from benchmarks.wrk import Closed, run_closed
-from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.launch import ServiceHandle
 from shipway.core.net import free_port
 from shipway.core.settings import Settings, get_settings
 from shipway.core.spec import UseCaseSpec
@@ -63,28 +65,17 @@ BENTO_WORKER = "_bentoml_impl.worker"
 circus arbiter, which answers no request)."""
 
 
-def _tool_env() -> dict[str, str]:
-    """Our environment without ``SHIPWAY_*`` knobs (each server gets its own)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPWAY_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def fresh(path: Path) -> str:
-    """A SQLite path with no earlier database (or WAL) at it."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return str(path)
-
-
 def start_floor(settings: Settings, bundle: Path, workers: int) -> ServiceHandle:
     port = free_port()
+    logs = settings.state / f"floor-logs-{port}"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
     log_path = settings.state / "logs" / f"floor-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {
-        **_tool_env(),
+        **tool_env(),
         "SHIPWAY_FLOOR_BUNDLE": str(bundle),
-        "SHIPWAY_FLOOR_LOG": fresh(settings.state / f"floor-predictions-{workers}.db"),
+        "SHIPWAY_FLOOR_LOG": str(logs / "floor"),  # one file per worker: <path>-<pid>.db
     }
     cmd = [sys.executable, "-m", "uvicorn", "benchmarks.serving_baseline:app",
            "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
@@ -106,20 +97,6 @@ def start_floor(settings: Settings, bundle: Path, workers: int) -> ServiceHandle
         time.sleep(0.3)
     handle.stop()
     raise TimeoutError("the floor did not start")
-
-
-def start_shipway(settings: Settings, spec: UseCaseSpec, workers: int) -> ServiceHandle:
-    env = {
-        "SHIPWAY_PREDICTION_LOG_URI": fresh(settings.state / f"bench-predictions-{workers}.db"),
-        "SHIPWAY_SERVICE_WORKERS": str(workers),
-    }
-    handle = start_service(settings, spec, free_port(), env=env, base_env=_tool_env())
-    try:
-        wait_ready(handle)
-    except BaseException:
-        handle.stop()
-        raise
-    return handle
 
 
 def check_same(floor: str, shipway: str, bodies: list[dict[str, Any]]) -> int:
@@ -166,7 +143,7 @@ def run_workers(
     """Both servers with ``workers`` workers each, alternating rounds; raw rounds + RSS."""
     floor = start_floor(settings, bundle, workers)
     try:
-        ship = start_shipway(settings, spec, workers)
+        ship = start_shipway(settings, spec, workers, f"bench-predictions-{workers}.db")
     except BaseException:
         floor.stop()
         raise
