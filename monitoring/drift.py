@@ -1,20 +1,26 @@
-"""Feature and prediction drift with Evidently, one explicit test per column type.
+"""Feature and prediction drift, one explicit test per column type, on windows of any size.
 
 Why these tests: monitoring windows range from a few hundred to millions of rows, and
 p-value tests (KS, chi-square) flag negligible shifts once windows are large. So every
-column gets an *effect-size* distance with a fixed threshold, independent of window size:
+column gets an *effect-size* distance with a fixed threshold, independent of window size
+(Evidently's tests, by name and formula):
 
 - continuous numbers: Wasserstein distance normed by the reference's standard deviation
   (0.1 = the mass moved a tenth of a standard deviation);
 - categories, and numbers with at most ``MAX_DISCRETE_VALUES`` distinct reference values
   (flags, small counts): Jensen-Shannon distance between the frequency tables.
 
-Evidently computes both and gives the per-column verdict (``ValueDrift`` with tests);
-the share of drifted features is compared with the spec's ``drift_share_threshold``.
-Windows larger than ``max_rows`` are sampled uniformly (seeded): a distance estimated on
-50,000 rows is within ~0.01 of the full-data value, far below the 0.1 threshold, and it
-keeps a million-row window within a small multiple of computing the statistics directly
-(see benchmarks/drift.py and tests/unit/test_monitor_drift.py).
+Why summaries: a window can be larger than memory. ``WindowDrift`` takes the window in
+chunks and keeps, per column, a mergeable summary sized by the reference
+(``monitoring.sketch``); the distances come from the summaries, so every row of the
+window counts and a window cut into chunks gives the same verdicts as the whole window
+at once. The Jensen-Shannon distance is exactly Evidently's; the Wasserstein distance is
+exactly Evidently's for values on the reference's support and otherwise within the
+bound ``NumberSketch.error_bound`` computes (tests/unit/test_monitor_sketch.py). The share
+of drifted features is compared with the spec's ``drift_share_threshold``. Evidently
+still renders the report page, from a uniform sample of at most ``max_rows`` rows per
+side (seeded, the same rows however the window was chunked): the page is for reading,
+the verdicts are the summaries'.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitoring.sketch import CategorySketch, ColumnSketch, NumberSketch
 from shipway.core.spec import UseCaseSpec
 
 NUMERICAL_METHOD = "wasserstein"
@@ -62,6 +69,7 @@ class DriftResult:
     reference_rows: int
     current_rows: int
     sampled: bool
+    """The report page shows a sample (the verdicts always use every row)."""
     skipped: list[str] = field(default_factory=list)
     """Features without reference values: nothing to compare, not in the share."""
 
@@ -101,8 +109,147 @@ def sample(frame: pd.DataFrame, max_rows: int | None, seed: int = 0) -> pd.DataF
     return frame.sample(n=max_rows, random_state=seed)
 
 
-def _status_failed(status: Any) -> bool:
-    return str(getattr(status, "value", status)).upper() == "FAIL"
+class Reservoir:
+    """A uniform sample of at most ``size`` rows of frames seen in order (``None``: all).
+
+    Every row gets a seeded random key and the ``size`` smallest keys are kept, in window
+    order: the same rows whatever the chunk sizes, since the keys are one random stream.
+    """
+
+    def __init__(self, size: int | None, seed: int) -> None:
+        self.size, self.rng = size, np.random.default_rng(seed)
+        self.keys = np.empty(0)
+        self.frames: list[pd.DataFrame] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        keys = self.rng.random(len(frame))
+        self.frames.append(frame.reset_index(drop=True))
+        self.keys = np.concatenate([self.keys, keys])
+        if self.size is not None and len(self.keys) > self.size:
+            keep = np.sort(np.argpartition(self.keys, self.size)[: self.size])
+            self.frames = [pd.concat(self.frames, ignore_index=True).iloc[keep]]
+            self.keys = self.keys[keep]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame()
+
+
+def _report(
+    reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str], method: dict[str, str]
+) -> Any:
+    """Evidently's report page (the per-column value drift) on the given rows."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    columns = list(kinds)
+    definition = DataDefinition(
+        numerical_columns=[c for c in columns if kinds[c] == "numerical"],
+        categorical_columns=[c for c in columns if kinds[c] == "categorical"],
+    )
+    report = Report(
+        [ValueDrift(column=c, method=method[c], threshold=DRIFT_THRESHOLD) for c in columns],
+        include_tests=True,
+    )
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # Evidently's plotting divides by zero-width bins
+        return report.run(
+            Dataset.from_pandas(
+                current[columns].reset_index(drop=True), data_definition=definition
+            ),
+            Dataset.from_pandas(
+                reference[columns].reset_index(drop=True), data_definition=definition
+            ),
+        )
+
+
+class WindowDrift:
+    """Drift of one window against a reference, fed chunk by chunk (``add``).
+
+    Memory: the reference, one summary per column sized by the reference's distinct
+    values, and the report's sample; never the window. ``result`` may be called once all
+    chunks are added.
+    """
+
+    def __init__(
+        self,
+        spec: UseCaseSpec,
+        reference: pd.DataFrame,
+        *,
+        features: list[str] | None = None,
+        max_rows: int | None = DEFAULT_MAX_ROWS,
+        seed: int = 0,
+    ) -> None:
+        self.spec, self.reference = spec, reference
+        self.names = list(features or spec.model_feature_names)
+        self.skipped = [c for c in self.names if reference[c].notna().sum() == 0]
+        cols = [c for c in self.names if c not in self.skipped]
+        if PREDICTION in reference.columns:
+            cols.append(PREDICTION)
+        self.kinds = column_kinds(spec, reference, cols)
+        self.sketches: dict[str, ColumnSketch] = {
+            c: (
+                CategorySketch.of_reference(reference[c])
+                if k == "categorical"
+                else NumberSketch.of_reference(reference[c])
+            )
+            for c, k in self.kinds.items()
+        }
+        self.max_rows, self.seed = max_rows, seed
+        self.sample = Reservoir(max_rows, seed + 1)
+        self.rows = 0
+
+    def add(self, current: pd.DataFrame) -> None:
+        """Count one chunk of the window (model-frame columns, optional prediction)."""
+        cols = [c for c in self.sketches if c != PREDICTION or PREDICTION in current.columns]
+        for c in cols:
+            self.sketches[c].add(current[c])
+        self.rows += len(current)
+        self.sample.add(current[cols])
+
+    def merge(self, other: WindowDrift) -> None:
+        """Fold in the drift state of another part of the same window (e.g. a shard).
+
+        The report's sample is not merged: the other part's rows are not in it."""
+        for c, sk in self.sketches.items():
+            sk.merge(other.sketches[c])  # type: ignore[arg-type]  # same kind per column
+        self.rows += other.rows
+
+    def result(
+        self, drift_share: float | None = None, *, report: bool = True
+    ) -> tuple[DriftResult, Any]:
+        """The verdicts from the summaries, and Evidently's snapshot of the samples."""
+        tested = [c for c in self.names if c in self.sketches and self.sketches[c].rows > 0]
+        empty = [c for c in self.names if c in self.sketches and c not in tested]
+        pred = self.sketches.get(PREDICTION)
+        columns = tested + ([PREDICTION] if pred is not None and pred.rows > 0 else [])
+        found = {}
+        for c in columns:
+            sk = self.sketches[c]
+            score = sk.jensenshannon() if isinstance(sk, CategorySketch) else sk.wasserstein()
+            method = CATEGORICAL_METHOD if isinstance(sk, CategorySketch) else NUMERICAL_METHOD
+            found[c] = ColumnDrift(
+                c, self.kinds[c], method, DRIFT_THRESHOLD, score, score >= DRIFT_THRESHOLD
+            )
+        for c in empty:
+            found[c] = ColumnDrift(c, "missing", ALL_MISSING, DRIFT_THRESHOLD, 1.0, True)
+        ref = sample(self.reference, self.max_rows, self.seed)
+        cur = self.sample.frame()
+        snapshot = None
+        if report and columns:
+            snapshot = _report(
+                ref, cur, {c: self.kinds[c] for c in columns}, {c: found[c].method for c in columns}
+            )
+        share = self.spec.monitoring.drift_share_threshold if drift_share is None else drift_share
+        result = DriftResult(
+            features=[found[c] for c in self.names if c in found],
+            prediction=found.get(PREDICTION),
+            threshold=share,
+            reference_rows=len(self.reference),
+            current_rows=self.rows,
+            sampled=len(ref) < len(self.reference) or len(cur) < self.rows,
+            skipped=self.skipped,
+        )
+        return result, snapshot
 
 
 def compute_drift(
@@ -119,63 +266,8 @@ def compute_drift(
 
     Returns the result and the Evidently snapshot (for its HTML). A feature with values
     in the reference but none in the window counts as drifted (a broken feed is drift).
+    The whole window in one chunk of ``WindowDrift``: the same code as a chunked window.
     """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-
-    names = list(features or spec.model_feature_names)
-    ref, cur = sample(reference, max_rows, seed), sample(current, max_rows, seed + 1)
-    skipped = [c for c in names if ref[c].notna().sum() == 0]
-    empty = [c for c in names if c not in skipped and cur[c].notna().sum() == 0]
-    tested = [c for c in names if c not in skipped and c not in empty]
-    with_pred = (
-        PREDICTION in ref.columns and PREDICTION in cur.columns and cur[PREDICTION].notna().any()
-    )
-    columns = tested + ([PREDICTION] if with_pred else [])
-    kinds = column_kinds(spec, ref, columns)
-    method = {
-        c: CATEGORICAL_METHOD if k == "categorical" else NUMERICAL_METHOD for c, k in kinds.items()
-    }
-    definition = DataDefinition(
-        numerical_columns=[c for c in columns if kinds[c] == "numerical"],
-        categorical_columns=[c for c in columns if kinds[c] == "categorical"],
-    )
-    report = Report(
-        [ValueDrift(column=c, method=method[c], threshold=DRIFT_THRESHOLD) for c in columns],
-        include_tests=True,
-    )
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # Evidently's plotting divides by zero-width bins
-        snapshot = report.run(
-            Dataset.from_pandas(cur[columns].reset_index(drop=True), data_definition=definition),
-            Dataset.from_pandas(ref[columns].reset_index(drop=True), data_definition=definition),
-        )
-    body = snapshot.dict()
-    failed = {
-        t["metric_config"]["params"]["column"]: _status_failed(t["status"])
-        for t in body["tests"]
-        if t.get("metric_config", {}).get("params", {}).get("column") is not None
-    }
-    scores = {
-        m["config"]["column"]: float(m["value"])
-        for m in body["metrics"]
-        if m["config"].get("type", "").endswith("ValueDrift")
-    }
-    result = {
-        c: ColumnDrift(c, kinds[c], method[c], DRIFT_THRESHOLD, scores[c], failed[c])
-        for c in columns
-    }
-    for c in empty:
-        result[c] = ColumnDrift(c, "missing", ALL_MISSING, DRIFT_THRESHOLD, 1.0, True)
-    return (
-        DriftResult(
-            features=[result[c] for c in names if c in result],
-            prediction=result.get(PREDICTION),
-            threshold=spec.monitoring.drift_share_threshold if drift_share is None else drift_share,
-            reference_rows=len(ref),
-            current_rows=len(cur),
-            sampled=len(ref) < len(reference) or len(cur) < len(current),
-            skipped=skipped,
-        ),
-        snapshot,
-    )
+    drift = WindowDrift(spec, reference, features=features, max_rows=max_rows, seed=seed)
+    drift.add(current)
+    return drift.result(drift_share)

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from monitoring.challenger import Comparison, compare_window
-from monitoring.drift import DEFAULT_MAX_ROWS, PREDICTION, DriftResult, compute_drift
+from monitoring.drift import DEFAULT_MAX_ROWS, PREDICTION, DriftResult, WindowDrift
 from monitoring.exporter import MonitorMetrics
 from monitoring.reference import Reference, load_reference, monitoring_dir
 from monitoring.report import window_dirname, write_window
@@ -67,36 +67,69 @@ def current_frame(spec: UseCaseSpec, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 LOG_COLUMNS = ["request_id", "mode", "variant", "model_version", "prediction", "actual"]
+CHUNK_ROWS = 50_000
+"""Rows of the prediction log read at a time: the monitor's memory is bounded by this,
+the reference and the rows kept for performance (``WindowTally``), not by the window."""
 
 
-def _assess(
-    spec: UseCaseSpec, ref: Reference, window: pd.DataFrame, max_rows: int | None
-) -> tuple[dict[str, int], DriftResult | None, Any, Performance | None, Comparison | None]:
-    """Measure one window: row counts, drift, live performance and the challenger.
+class WindowTally:
+    """One window's running measurements, fed the prediction log chunk by chunk.
 
-    Drift uses every *served* row (split traffic is a random share of the same inputs) but
-    only the champion's predictions; performance uses the champion's labelled rows.
+    Drift uses every *served* row (split traffic is a random share of the same inputs)
+    but only the champion's predictions, summarized per column (``WindowDrift``). The
+    labelled rows and shadow records are kept, narrow (``LOG_COLUMNS``), for live
+    performance and the challenger: their metrics and bootstrap need the rows themselves.
+    Chunks give the same result as the whole window at once (tests/unit/test_monitor_chunks.py).
     """
-    if window.empty:
-        window = pd.DataFrame(columns=LOG_COLUMNS)
-    served = window[window["mode"] == "served"]
-    is_champ = served["variant"].eq("champion")
-    actual = pd.to_numeric(served["actual"][is_champ], errors="coerce").astype(float)
-    rows = {
-        "logged": len(window),
-        "served": len(served),
-        "shadow": int((window["mode"] == "shadow").sum()),
-        "labelled": int(actual.notna().sum()),
-    }
-    drift, snapshot = None, None
-    if len(served) >= MIN_DRIFT_ROWS:
-        cur = current_frame(spec, served)
-        cur[PREDICTION] = cur[PREDICTION].where(is_champ.to_numpy())
-        drift, snapshot = compute_drift(spec, ref.frame, cur, max_rows=max_rows)
-    pred = served["prediction"][is_champ].to_numpy(dtype=float)
-    validation = ref.validation.get(spec.acceptance.metric)
-    perf = live_performance(spec, actual.to_numpy(), pred, validation)
-    return rows, drift, snapshot, perf, compare_window(spec, window)
+
+    def __init__(self, spec: UseCaseSpec, ref: Reference, max_rows: int | None) -> None:
+        self.spec, self.ref = spec, ref
+        self.rows = {"logged": 0, "served": 0, "shadow": 0, "labelled": 0}
+        self.versions: set[str] = set()
+        self.max_rows = max_rows
+        self.drift: WindowDrift | None = None  # made at the first served row
+        self.kept: list[pd.DataFrame] = []
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        served = chunk[chunk["mode"] == "served"]
+        is_champ = served["variant"].eq("champion")
+        actual = pd.to_numeric(chunk["actual"], errors="coerce")
+        self.rows["logged"] += len(chunk)
+        self.rows["served"] += len(served)
+        self.rows["shadow"] += int((chunk["mode"] == "shadow").sum())
+        self.rows["labelled"] += int(actual[served.index][is_champ].notna().sum())
+        self.versions.update(chunk["model_version"].astype(str).unique().tolist())
+        if len(served):
+            cur = current_frame(self.spec, served)
+            cur[PREDICTION] = cur[PREDICTION].where(is_champ.to_numpy())
+            if self.drift is None:
+                self.drift = WindowDrift(self.spec, self.ref.frame, max_rows=self.max_rows)
+            self.drift.add(cur)
+        keep = actual.notna() | (chunk["mode"] == "shadow")
+        self.kept.append(chunk.loc[keep, LOG_COLUMNS])
+
+    def finish(
+        self, *, report: bool = True, n_boot: int = 1000
+    ) -> tuple[DriftResult | None, Any, Performance | None, Comparison | None]:
+        """Drift (with Evidently's snapshot unless not ``report``), live performance and
+        the challenger (``n_boot`` bootstrap resamples)."""
+        drift, snapshot = None, None
+        if self.drift is not None and self.rows["served"] >= MIN_DRIFT_ROWS:
+            drift, snapshot = self.drift.result(report=report)
+        kept = pd.concat(self.kept) if self.kept else pd.DataFrame(columns=LOG_COLUMNS)
+        served = kept[kept["mode"] == "served"]
+        champ = served[served["variant"].eq("champion")]
+        actual = pd.to_numeric(champ["actual"], errors="coerce").astype(float)
+        validation = self.ref.validation.get(self.spec.acceptance.metric)
+        perf = live_performance(
+            self.spec, actual.to_numpy(), champ["prediction"].to_numpy(dtype=float), validation
+        )
+        return (
+            drift,
+            snapshot,
+            perf,
+            compare_window(self.spec, kept.reset_index(drop=True), n_boot=n_boot),
+        )
 
 
 def run_window(
@@ -111,19 +144,24 @@ def run_window(
     max_rows: int | None = DEFAULT_MAX_ROWS,
     plog: PredictionLog | None = None,
     write: bool = True,
+    chunk_rows: int | None = CHUNK_ROWS,
 ) -> WindowResult:
     """Monitor one window of the prediction log against the current champion's reference.
 
     ``by`` is ``ts`` (when it was logged) or ``event_time`` (the business time the
-    prediction was about). Writes report.html, summary.html and results.json under
+    prediction was about). The window is read ``chunk_rows`` rows at a time (``None``: at
+    once), so its size is not bounded by memory. Writes report.html, summary.html and results.json under
     ``<state>/monitoring/<usecase>/<window-end>/`` unless ``write`` is False.
     """
     if by not in ("ts", "event_time"):
         raise ValueError(f"by must be 'ts' or 'event_time', not {by!r}")
     s, e = window_bounds(spec, start, end, length)
     ref = load_reference(settings, spec)
-    window = (plog or PredictionLog(settings.prediction_log)).window(spec.name, s, e, by=by)
-    rows, drift, snapshot, perf, challenger = _assess(spec, ref, window, max_rows)
+    tally = WindowTally(spec, ref, max_rows)
+    log_ = plog or PredictionLog(settings.prediction_log)
+    for chunk in log_.iter_window(spec.name, s, e, by=by, chunk_rows=chunk_rows):
+        tally.add(chunk)
+    drift, snapshot, perf, challenger = tally.finish()
     result = WindowResult(
         usecase=spec.name,
         window={"start": s.isoformat(), "end": e.isoformat(), "by": by},
@@ -133,11 +171,9 @@ def run_window(
             "run_id": ref.run_id,
             "reference_uri": ref.uri,
             "trained_at": ref.trained_at.isoformat() if ref.trained_at else None,
-            "served_versions": sorted(window["model_version"].astype(str).unique().tolist())
-            if len(window)
-            else [],
+            "served_versions": sorted(tally.versions),
         },
-        rows=rows,
+        rows=tally.rows,
         drift=drift,
         performance=perf,
         challenger=challenger,

@@ -28,7 +28,7 @@ import contextlib
 import json
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -327,28 +327,60 @@ class PredictionLog:
     ) -> pd.DataFrame:
         """Predictions of a use case in [start, end) (by log time or event time), with the
         features expanded into columns and the feedback joined as ``actual``."""
-        col = predictions.c[by]
-        q = (
-            sa.select(predictions, feedback.c.actual)
-            .select_from(
-                predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
-            )
-            .where(predictions.c.usecase == usecase)
-        )
-        if start is not None:
-            q = q.where(col >= start)
-        if end is not None:
-            q = q.where(col < end)
+        q = _window_query(usecase, start, end, by)
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(q.order_by(col)).mappings()]
-        if not rows:
-            return pd.DataFrame()
-        df = pd.DataFrame([_decode(r) for r in rows])
-        feats = pd.DataFrame(df.pop("features").tolist(), index=df.index)
-        out = pd.concat([df, feats.add_prefix("f.")], axis=1)
-        if not with_feedback:
-            out = out.drop(columns=["actual"])
-        return out
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        return _window_frame(rows, with_feedback)
+
+    def iter_window(
+        self,
+        usecase: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        chunk_rows: int | None = 50_000,
+        with_feedback: bool = True,
+        by: str = "ts",
+    ) -> Iterator[pd.DataFrame]:
+        """The rows of :meth:`window`, in the same order, as frames of at most ``chunk_rows``
+        rows (``None``: one frame), so a window larger than memory can be read.
+
+        One query streamed from the database (a server-side cursor on PostgreSQL, SQLite
+        steps lazily), not pages: paging on the unindexed ``event_time`` would sort the
+        window once per page. The read stays one snapshot, so no row is seen twice or
+        missed while the service keeps appending. Each frame has the columns its own rows
+        carry (a feature no row of a chunk has is absent from that chunk). Nothing is
+        yielded for an empty window.
+        """
+        if chunk_rows is not None and chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be a positive number of rows, not {chunk_rows!r}")
+        q = _window_query(usecase, start, end, by)
+        with self.engine.connect() as conn:
+            if chunk_rows is None:
+                rows = [dict(r) for r in conn.execute(q).mappings()]
+                if rows:
+                    yield _window_frame(rows, with_feedback)
+                return
+            result = conn.execution_options(stream_results=True).execute(q).mappings()
+            for part in result.partitions(chunk_rows):
+                yield _window_frame([dict(r) for r in part], with_feedback)
+
+    def count_labelled(self, usecase: str, since: datetime | None = None) -> int:
+        """Served predictions with a label in force whose business time (``event_time``,
+        else the log time) is at or after ``since``: the labelled rows that accrued since
+        then. Shadow records never carry labels (feedback goes to the served id)."""
+        when = sa.func.coalesce(predictions.c.event_time, predictions.c.ts)
+        q = (
+            sa.select(sa.func.count())
+            .select_from(
+                predictions.join(feedback, feedback.c.request_id == predictions.c.request_id)
+            )
+            .where(predictions.c.usecase == usecase, predictions.c.mode == "served")
+        )
+        if since is not None:
+            q = q.where(when >= since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
 
     def delete(
         self,
@@ -520,6 +552,37 @@ class _GroupWriter:
         if conn is not None:
             with contextlib.suppress(Exception):  # already broken: nothing more to release
                 conn.invalidate()
+
+
+def _window_query(
+    usecase: str, start: datetime | None, end: datetime | None, by: str
+) -> sa.Select[Any]:
+    """Predictions of a use case in [start, end) by ``by``, feedback joined, in time order."""
+    col = predictions.c[by]
+    q = (
+        sa.select(predictions, feedback.c.actual)
+        .select_from(
+            predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
+        )
+        .where(predictions.c.usecase == usecase)
+    )
+    if start is not None:
+        q = q.where(col >= start)
+    if end is not None:
+        q = q.where(col < end)
+    return q.order_by(col)
+
+
+def _window_frame(rows: list[dict[str, Any]], with_feedback: bool) -> pd.DataFrame:
+    """Rows with their JSON decoded and the features expanded into ``f.<name>`` columns."""
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame([_decode(r) for r in rows])
+    feats = pd.DataFrame(df.pop("features").tolist(), index=df.index)
+    out = pd.concat([df, feats.add_prefix("f.")], axis=1)
+    if not with_feedback:
+        out = out.drop(columns=["actual"])
+    return out
 
 
 def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:

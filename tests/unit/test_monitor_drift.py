@@ -14,6 +14,7 @@ from monitoring.drift import (
     ALL_MISSING,
     CATEGORICAL_METHOD,
     NUMERICAL_METHOD,
+    WindowDrift,
     column_kinds,
     compute_drift,
     sample,
@@ -88,10 +89,13 @@ def test_a_feature_that_vanished_is_drift_and_one_never_seen_is_skipped(
     assert result.share == pytest.approx(1 / 3)
 
 
-def test_sampling_caps_rows_and_keeps_the_verdicts(spec: UseCaseSpec) -> None:
-    ref, same, shifted = frame(60_000, 0), frame(60_000, 1), frame(60_000, 2, lead=200.0)
+def test_the_report_samples_and_the_verdicts_use_every_row(spec: UseCaseSpec) -> None:
+    ref, shifted = frame(60_000, 0), frame(60_000, 2, lead=200.0)
     assert len(sample(ref, 5000)) == 5000 and len(sample(ref, None)) == len(ref)
-    a, _ = compute_drift(spec, ref, shifted, features=FEATURES, max_rows=5000)
-    b, _ = compute_drift(spec, ref, same, features=FEATURES, max_rows=5000)
-    assert a.sampled and a.reference_rows == a.current_rows == 5000
-    assert a.drifted == ["lead_time"] and b.drifted == []
+    a, snapshot = compute_drift(spec, ref, shifted, features=FEATURES, max_rows=5000)
+    assert a.sampled and a.reference_rows == a.current_rows == 60_000
+    assert a.drifted == ["lead_time"] and snapshot is not None
+    whole = WindowDrift(spec, ref, features=FEATURES, max_rows=None)
+    whole.add(shifted)
+    b, _ = whole.result(report=False)
+    assert not b.sampled and a.to_dict() == {**b.to_dict(), "sampled": True}

@@ -111,14 +111,16 @@ def test_window_bounds_default_to_the_spec_window_in_utc() -> None:
 
 
 def test_an_empty_window_is_no_data_not_an_error() -> None:
-    from monitoring.monitor import _assess
+    from monitoring.monitor import WindowTally
     from monitoring.reference import Reference
 
     spec = load_usecase("hotel_rates", Settings())
     ref = Reference(
         "hotel_rates", "1", "run", "runs:/run/reference", pd.DataFrame(), {"mae": 8.0}, None
     )
-    rows, drift, snapshot, perf, challenger = _assess(spec, ref, pd.DataFrame(), None)
+    tally = WindowTally(spec, ref, None)  # no chunk at all: the log had no row
+    drift, snapshot, perf, challenger = tally.finish()
+    rows = tally.rows
     assert rows == {"logged": 0, "served": 0, "shadow": 0, "labelled": 0}
     assert drift is None and snapshot is None and challenger is None
     assert perf is not None and perf.live is None and perf.validation == 8.0
