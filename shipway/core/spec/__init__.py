@@ -35,7 +35,7 @@ from shipway.core.spec.columns import Aggregate, Column, DType, Entity, EntityFe
 from shipway.core.spec.governance import Governance, Retention
 from shipway.core.spec.load import load_spec
 from shipway.core.spec.model import ModelConfig
-from shipway.core.spec.monitoring import Monitoring
+from shipway.core.spec.monitoring import Monitoring, NewLabelsRule
 from shipway.core.spec.readiness import Readiness, TimeWindowRule
 from shipway.core.spec.source import (
     Binning,
@@ -70,6 +70,7 @@ __all__ = [
     "MetricBound",
     "ModelConfig",
     "Monitoring",
+    "NewLabelsRule",
     "Objective",
     "Owner",
     "Portfolio",
