@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from monitoring.accrual import new_labels
 from monitoring.challenger import Comparison, compare_window
 from monitoring.drift import DEFAULT_MAX_ROWS, PREDICTION, DriftResult, WindowDrift
 from monitoring.exporter import MonitorMetrics
@@ -162,6 +163,7 @@ def run_window(
     for chunk in log_.iter_window(spec.name, s, e, by=by, chunk_rows=chunk_rows):
         tally.add(chunk)
     drift, snapshot, perf, challenger = tally.finish()
+    accrued = new_labels(spec, ref, log_)
     result = WindowResult(
         usecase=spec.name,
         window={"start": s.isoformat(), "end": e.isoformat(), "by": by},
@@ -177,6 +179,7 @@ def run_window(
         drift=drift,
         performance=perf,
         challenger=challenger,
+        new_labels=accrued,
         spec_thresholds={
             "drift_share": spec.monitoring.drift_share_threshold,
             "performance_drop": spec.monitoring.performance_drop_threshold,

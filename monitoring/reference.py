@@ -10,6 +10,7 @@ fetch the same artifact every few minutes.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,10 @@ from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 
 REFERENCE_FILE = "reference.parquet"
+TRAIN_BEFORE_TAG, WINDOWS_TAG = "train_before", "windows"
+"""Version tags the training pipeline's register step sets (pipelines/steps/tasks.py, a
+sibling monitoring may not import): the end of the training window, and every split's
+window with its rows."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,10 @@ class Reference:
     validation: dict[str, float]
     """Validation metrics of the run (``validation_<metric>`` without the prefix)."""
     trained_at: datetime | None
+    trained_before: datetime | None = None
+    """End (exclusive) of the version's training window; None when not recorded."""
+    training_rows: int | None = None
+    """Rows the version trained on; None when not recorded."""
 
 
 def monitoring_dir(settings: Settings, spec: UseCaseSpec) -> Path:
@@ -57,6 +66,18 @@ def _trained_at(tags: dict[str, str], run_start_ms: int | None) -> datetime | No
     if run_start_ms:
         return datetime.fromtimestamp(run_start_ms / 1000, UTC)
     return None
+
+
+def _training_window(tags: dict[str, str]) -> tuple[datetime | None, int | None]:
+    """The ``train_before`` tag as a UTC time and the train split's rows (``windows``)."""
+    before = pd.Timestamp(tags[TRAIN_BEFORE_TAG]) if tags.get(TRAIN_BEFORE_TAG) else None
+    if before is not None:
+        before = before.tz_localize(UTC) if before.tzinfo is None else before.tz_convert(UTC)
+    try:
+        rows = int(json.loads(tags[WINDOWS_TAG])["train"]["rows"])
+    except (KeyError, TypeError, ValueError):
+        rows = None
+    return (before.to_pydatetime() if before is not None else None), rows
 
 
 def load_reference(settings: Settings, spec: UseCaseSpec, version: str | None = None) -> Reference:
@@ -102,6 +123,7 @@ def load_reference(settings: Settings, spec: UseCaseSpec, version: str | None = 
                 spec, frame["actual"].to_numpy(np.float64), frame["prediction"].to_numpy()
             )
         )
+    trained_before, training_rows = _training_window(dict(mv.tags))
     return Reference(
         model_name=name,
         version=str(mv.version),
@@ -110,4 +132,6 @@ def load_reference(settings: Settings, spec: UseCaseSpec, version: str | None = 
         frame=frame,
         validation=validation,
         trained_at=_trained_at(dict(mv.tags), run.info.start_time),
+        trained_before=trained_before,
+        training_rows=training_rows,
     )

@@ -285,21 +285,29 @@ def maybe_retrain(
     force: bool = False,
     as_of: str | None = None,
 ) -> dict[str, Any]:
-    """Retrain when a monitored window breached the spec (drift or degradation).
+    """Retrain when a monitored window breached the spec (drift or degradation) or enough
+    labelled rows arrived since the champion trained (``new_labels``, the spec's
+    ``monitoring.retrain_on_new_labels``).
 
     The same thresholds as the alerts, applied to the monitor's own result, so the loop
-    also closes without Prometheus. A healthy window is logged as ``ignored``. ``as_of``
+    also closes without Prometheus; every reason goes through the same cooldown and log.
+    A healthy window is logged as ``ignored``. ``as_of``
     defaults to the last day of an ``event_time`` window (a replay: train on the data up
     to what was monitored) and to the newest data for a ``ts`` window.
     """
     t = trigger
-    found = [
-        w for w, hit in (("drift", result.drift_detected), ("degraded", result.degraded)) if hit
-    ]
+    accrued = result.new_labels
+    reasons = (
+        ("drift", result.drift_detected),
+        ("degraded", result.degraded),
+        ("new_labels", accrued is not None and accrued.due),
+    )
+    found = [w for w, hit in reasons if hit]
     details = {
         "window": result.window,
         "drift_share": result.drift.share if result.drift else None,
         "drop_ratio": result.performance.drop_ratio if result.performance else None,
+        "new_labels": accrued.to_dict() if accrued else None,
         "report": str(result.report_path) if result.report_path else None,
     }
     why = reason or f"monitor window ending {result.window['end']}: {', '.join(found) or 'healthy'}"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitoring.accrual import NewLabels
 from monitoring.challenger import Comparison
 from monitoring.drift import DriftResult
 from shipway.core.performance import Performance
@@ -30,6 +31,8 @@ class WindowResult:
     challenger: Comparison | None
     spec_thresholds: dict[str, float]
     report_path: Path | None = None
+    new_labels: NewLabels | None = None
+    """Labelled rows since the champion trained, when the spec has a rule for them."""
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -99,6 +102,8 @@ class WindowResult:
                 f"challenger v{c.challenger_version} vs champion v{c.champion_version} "
                 f"({c.design}, {min(c.rows_champion, c.rows_challenger)} rows): {c.verdict}{ci}"
             )
+        if self.new_labels is not None:
+            lines.append(self.new_labels.summary())
         if self.report_path is not None:
             lines.append(f"report: {self.summary_path}  (Evidently: {self.report_path})")
         return "\n".join(lines)
@@ -116,6 +121,7 @@ class WindowResult:
             "drift": self.drift.to_dict() if self.drift else None,
             "performance": self.performance.to_dict() if self.performance else None,
             "challenger": self.challenger.to_dict() if self.challenger else None,
+            "new_labels": self.new_labels.to_dict() if self.new_labels else None,
             "spec_thresholds": self.spec_thresholds,
             "report_path": str(self.report_path) if self.report_path else None,
             "generated_at": self.generated_at,
