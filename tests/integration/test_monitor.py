@@ -38,7 +38,7 @@ from shipway.core import modelframe, registry
 from shipway.core.modelframe import model_frame, target_vector
 from shipway.core.predictionlog import PredictionLog, PredictionRecord
 from shipway.core.settings import Settings
-from shipway.core.spec import UseCaseSpec
+from shipway.core.spec import Monitoring, UseCaseSpec
 from tests.conftest import ROOT, free_port, registry_copy, require, session_champion
 
 pytestmark = pytest.mark.integration
@@ -185,6 +185,34 @@ def test_chunked_windows_give_the_verdicts_of_the_whole_window(
         for a, b in zip(chunked.drift.features, whole.drift.features, strict=True):
             assert a.score == pytest.approx(b.score, rel=1e-12, abs=1e-15)
         assert chunked.rows == whole.rows and chunked.performance == whole.performance
+
+
+def test_labels_since_the_champion_trained_make_retraining_due(
+    logged: dict[str, Any], hotel: UseCaseSpec
+) -> None:
+    """The real champion's train_before tag bounds the count; the rule decides when."""
+    s = logged["settings"]
+    ref = load_reference(s, hotel)
+    assert ref.trained_before is not None and ref.training_rows and ref.training_rows > 100
+    summer, labelled = logged["summer"], logged["labelled"]
+    after = pd.to_datetime(summer["event_timestamp"], utc=True) >= pd.Timestamp(ref.trained_before)
+    expected = int((labelled & after.to_numpy()).sum())
+    assert expected > 100  # summer 2017 is after the champion's training window
+
+    def rule(**r: Any) -> UseCaseSpec:
+        mon = {**hotel.monitoring.model_dump(), "retrain_on_new_labels": r}
+        return hotel.model_copy(update={"monitoring": Monitoring.model_validate(mon)})
+
+    due = run_window(s, rule(min_rows=expected), *SUMMER, by="event_time", write=False)
+    assert due.new_labels is not None and due.new_labels.due
+    assert (
+        due.new_labels.rows == expected and due.new_labels.since == ref.trained_before.isoformat()
+    )
+    frac = (expected + 1) / ref.training_rows  # one row short of the fraction
+    short = run_window(s, rule(min_fraction=frac), *SUMMER, by="event_time", write=False)
+    assert short.new_labels is not None and not short.new_labels.due
+    assert short.new_labels.required > expected and "new labels" in short.summary()
+    assert run_window(s, hotel, *SUMMER, by="event_time", write=False).new_labels is None
 
 
 def test_live_performance_from_feedback_matches_sklearn(
