@@ -29,13 +29,17 @@ ENV_KEYS = (
     "SHIPWAY_SERVICE_PORT",
     "SHIPWAY_GIT_REPO_URL",  # where the fetch step reads a data version (runs from the UI)
     "SHIPWAY_DVC_REMOTE_URL",  # and the DVC remote it pulls from
+    "SHIPWAY_OPENLINEAGE_NAMESPACE",  # the namespace of the steps' lineage events
     "HOME",
     "BENTOML_HOME",
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONUNBUFFERED",
     "FEAST_FS_YAML_FILE_PATH",
 )
-OPTIONAL_ENV_KEYS = ("MLFLOW_TRACKING_USERNAME",)  # rendered only with MLflow basic auth
+OPTIONAL_ENV_KEYS = (
+    "MLFLOW_TRACKING_USERNAME",  # rendered only with MLflow basic auth
+    "SHIPWAY_OPENLINEAGE_URL",  # rendered only with a lineage server (openlineage.url)
+)
 # pipeline parameter naming the Secret -> (Secret key -> env var, optional)
 SECRET_ENV: dict[str, tuple[dict[str, str], bool]] = {
     "postgresql_secret": (

@@ -322,6 +322,11 @@ def _chart_sources() -> str:
 # --------------------------------------------------------------------------- values.schema.json
 REJECTIONS = [
     pytest.param(
+        ["openlineage.url=marquez:5000"],
+        ["/openlineage/url", "pattern"],
+        id="openlineage-url-without-scheme",
+    ),
+    pytest.param(
         ["prediction.replicaCount=-1"],
         ["/prediction/replicaCount", "minimum"],
         id="negative-replicas",
@@ -1381,8 +1386,10 @@ def test_pipeline_defaults_name_what_the_chart_renders(rendered) -> None:
         ]
         assert len(found) == 1, f"{kind}/{name} not rendered in {pns}"
         data = set(found[0]["data"])
-        # with default values even the optional keys (MLflow basic auth) are there
-        assert keys["required"] | keys["optional"] <= data, (param, data)
+        # with default values even the optional keys (MLflow basic auth) are there, but
+        # the lineage server's URL, which has no default (tested on its own)
+        optional = keys["optional"] - {"SHIPWAY_OPENLINEAGE_URL"}
+        assert keys["required"] | optional <= data, (param, data)
     # The pipeline maps every ConfigMap key except the KFP token path (nothing mounts it in a
     # step) and the names meant for whoever submits a run.
     mapped = reads["env_config_map"]["required"] | reads["env_config_map"]["optional"]
@@ -1449,6 +1456,21 @@ def test_pipeline_namespace_with_external_secrets_gets_the_env_only(rendered) ->
     assert env["SHIPWAY_PIPELINE_POSTGRESQL_SECRET"] == "shipway-postgresql-uris"
     assert env["SHIPWAY_PIPELINE_REDIS_SECRET"] == "shipway-redis"
     assert env["SHIPWAY_PIPELINE_MLFLOW_AUTH_SECRET"] == "shipway-mlflow-pipeline"
+
+
+def test_openlineage_server_reaches_every_pod_and_the_pipeline(tc) -> None:
+    """openlineage.url goes into the shared env ConfigMap (and its copy the pipeline
+    steps map, OPTIONAL_ENV_KEYS); unset, no key is rendered and events stay local."""
+    from pipelines.training import OPTIONAL_ENV_KEYS
+
+    assert "SHIPWAY_OPENLINEAGE_URL" not in configmap_env(render(tc))
+    docs = render(
+        tc, sets=["openlineage.url=http://marquez.lineage:5000", "openlineage.namespace=prod"]
+    )
+    env = configmap_env(docs)
+    assert env["SHIPWAY_OPENLINEAGE_URL"] == "http://marquez.lineage:5000"
+    assert env["SHIPWAY_OPENLINEAGE_NAMESPACE"] == "prod"
+    assert "SHIPWAY_OPENLINEAGE_URL" in OPTIONAL_ENV_KEYS
 
 
 def test_pipeline_runs_fetch_from_the_configured_repository_and_remote(

@@ -98,6 +98,7 @@ def test_every_step_gets_the_env_configmap_and_the_store_secrets() -> None:
         assert config == {
             **{k: ("env_config_map", k, False) for k in ENV_KEYS},
             "MLFLOW_TRACKING_USERNAME": ("env_config_map", "MLFLOW_TRACKING_USERNAME", True),
+            "SHIPWAY_OPENLINEAGE_URL": ("env_config_map", "SHIPWAY_OPENLINEAGE_URL", True),
         }, name
         assert {"SHIPWAY_MLFLOW_TRACKING_URI", "SHIPWAY_ENVIRONMENT"} <= set(config)
         secrets = _by_env(cfg["secretAsEnv"], "secret")
