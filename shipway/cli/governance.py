@@ -273,7 +273,8 @@ def audit_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the bundle.")] = None,
 ) -> None:
     """`audit <model>@<version> --out DIR` writes the evidence bundle with a manifest of
-    sha256 hashes; `audit verify DIR` checks one offline (exit 3 if tampered)."""
+    sha256 hashes and a compliance matrix (EU AI Act Annex IV, NIST AI RMF, ISO/IEC 42001,
+    SR 11-7); `audit verify DIR` checks one offline (exit 3 if tampered)."""
     from shipway.governance import audit
 
     if target == "verify":
@@ -285,7 +286,10 @@ def audit_cmd(
         if problems:
             console.print(f"[bold red]bundle {folder} FAILED verification[/]")
             raise typer.Exit(GATE_FAILED)
-        console.print(f"[green]bundle {folder} verified[/]: every file matches its manifest hash")
+        console.print(
+            f"[green]bundle {folder} verified[/]: every file matches its manifest hash and "
+            "every requirement of the compliance matrix cites intact evidence"
+        )
         return
     if out is None:
         raise UserError("--out DIR is required to write an evidence bundle")
@@ -298,6 +302,19 @@ def audit_cmd(
         f"[green]wrote[/] {len(manifest['files'])} files to {out} "
         f"(manifest hash {manifest['manifest_hash']})"
     )
+    _print_matrix(out)
+
+
+def _print_matrix(bundle: Path) -> None:
+    """One line per framework: how many requirements the bundle's evidence satisfies."""
+    from shipway.governance.compliance import MATRIX
+
+    for fw in json.loads((bundle / MATRIX).read_text())["frameworks"]:
+        s = fw["summary"]
+        console.print(
+            f"  {fw['title']}: {s['satisfied']} satisfied, {s['partial']} partial, "
+            f"{s['missing']} missing (see {MATRIX})"
+        )
 
 
 @app.command("cards")

@@ -8,7 +8,9 @@ hash of the manifest itself. The manifest hash is also appended to the audit tra
 matches what was recorded when it was exported.
 
 ``verify`` needs nothing but the folder: every listed file present and unchanged, no
-file added, every gate record's own content hash intact, the manifest hash right.
+file added, every gate record's own content hash intact, the manifest hash right, and
+the compliance matrix (``compliance``) citing only intact evidence and following from the
+bundled evidence and framework files.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from shipway.core.evidence import Criterion, GateRecord, content_hash, verify
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
-from shipway.governance import AUDIT_EXPORT
+from shipway.governance import AUDIT_EXPORT, compliance
 from shipway.governance.cards import facts_json, write
 from shipway.governance.facts import VersionFacts, collect
 from shipway.governance.lineage import trained_spec_text
@@ -41,7 +43,13 @@ trail (gate `audit_export`) when the bundle was written.
 
 - records/: every governance record of this version (JSON for machines, Markdown)
 - mlflow/: the training run's evidence files, version tags, run params and metrics
-- cards/: model card and data card (Markdown and HTML) and the facts they came from
+- cards/: model card and data card (Markdown and HTML), the model card as Model Card
+  Toolkit JSON (model_card.json) and with Hugging Face front matter (README.md), and the
+  facts they came from
+- compliance/: the compliance matrix (matrix.json, matrix.md): per requirement of the EU
+  AI Act Annex IV, NIST AI RMF 1.0, ISO/IEC 42001 Annex A and SR 11-7, the records (by
+  content hash) and files (by sha256) that satisfy it, or what is missing; frameworks/
+  holds the mapping files it was computed with
 - lineage.json: data version (DVC md5), git revisions, feature service, run ids
 - spec/usecase.yaml: the spec at the training revision
 - trail.json: the audit trail's own verification at export time
@@ -127,6 +135,7 @@ def export(
         text or f"# the spec this version trained on was not found (data_rev {rev})\n"
     )
     _write_json(out / "trail.json", {"verified_at": _now(), "problems": problems})
+    compliance.write(out)  # last: it cites the records, cards, lineage and files above
     created = _now()
     (out / "README.md").write_text(
         README.format(model=mv.name, version=mv.version, created_at=created)
@@ -199,4 +208,4 @@ def verify_bundle(folder: Path) -> list[str]:
             ok = False
         if not ok:
             problems.append(f"{rel}: gate record content does not match its content hash")
-    return problems
+    return problems + compliance.verify_matrix(folder)

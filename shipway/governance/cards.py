@@ -5,6 +5,11 @@ run (metrics per split), or a hash-verified gate record (data readiness, model
 validation, approvals), so a card can be regenerated at any time and says the same
 thing. Markdown is the source; HTML is rendered from it (markdown-it, already installed
 with rich), so the two never drift apart.
+
+The model card is also emitted in two standard shapes, built from the same facts: the
+Model Card Toolkit JSON schema (``model_card.json``, schema v0.0.2, vendored under
+``schemas/``), which model registries and review tools read, and a Hugging Face-style
+``README.md`` whose YAML front matter (``model-index``) carries the test metrics.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from shipway.core.spec import UseCaseSpec
 from shipway.governance import (
@@ -244,8 +251,140 @@ def to_html(markdown: str, title: str) -> str:
     )
 
 
+MCT_SCHEMA_VERSION = "0.0.2"
+MCT_SCHEMA = Path(__file__).parent / "schemas" / "model_card.schema.json"
+"""The Model Card Toolkit schema the JSON card follows (Apache-2.0, see schemas/NOTICE)."""
+
+
+def _splits(facts: VersionFacts) -> dict[str, Any]:
+    rec = facts.records.get(DATA_READINESS) or {}
+    return dict((rec.get("facts") or {}).get("splits") or {})
+
+
+def _slices(facts: VersionFacts) -> dict[str, Any]:
+    rec = facts.records.get(MODEL_VALIDATION) or {}
+    return dict((rec.get("facts") or {}).get("slices") or {})
+
+
+def model_card_toolkit(spec: UseCaseSpec, facts: VersionFacts) -> dict[str, Any]:
+    """The model card in the Model Card Toolkit JSON schema (v0.0.2): the same facts as
+    the Markdown card, in the shape MCT-aware tools read. Values are strings where the
+    schema says so (metric values included)."""
+    kv = lambda k, v: {"key": str(k), "value": str(v)}  # noqa: E731
+    metrics = [
+        {"type": m, "value": f"{v:.6g}", "slice": split}
+        for split in SPLITS
+        for m, v in sorted(facts.metrics.get(split, {}).items())
+    ]
+    metric = spec.acceptance.metric
+    metrics += [
+        {"type": metric, "value": f"{float(v[metric]):.6g}", "slice": f"test: {attr}={g}"}
+        for attr, groups in _slices(facts).items()
+        for g, v in sorted(groups.items())
+        if metric in v
+    ]
+    splits = _splits(facts)
+    data = [
+        {
+            "name": f"{facts.name} {s}",
+            "description": f"{s} split: {v.get('rows')} rows"
+            + (f" from {v['start']} to {v['end']}" if v.get("start") else "")
+            + f"; data version {facts.tags.get('data_version', '-')}",
+            "sensitive": {"sensitive_data": list(spec.pii_columns)},
+        }
+        for s, v in splits.items()
+    ]
+    obj = spec.objective
+    return {
+        "schema_version": MCT_SCHEMA_VERSION,
+        "model_details": {
+            "name": facts.name,
+            "overview": spec.title,
+            "documentation": spec.description.strip() or spec.title,
+            "owners": [{"name": spec.owner.name, "contact": spec.owner.email}],
+            "version": {
+                "name": facts.version,
+                "date": facts.created_at[:10],
+                "diff": f"git {facts.tags.get('git_commit', '-')}, data "
+                f"{facts.tags.get('data_version', '-')}",
+            },
+            "path": f"models:/{facts.name}/{facts.version}",
+        },
+        "model_parameters": {
+            "model_architecture": facts.params.get("algorithm", spec.model.algorithm),
+            "data": data,
+            "input_format": f"{len(spec.model_feature_names)} features through feature service "
+            f"{facts.tags.get('feature_service', spec.feature_service_name)}",
+            "input_format_map": [kv(c.name, c.dtype.value) for c in spec.request_fields],
+            "output_format": f"{spec.target.task.value} of {spec.target.column}",
+        },
+        "quantitative_analysis": {"performance_metrics": metrics},
+        "considerations": {
+            "users": [{"description": f"{spec.owner.team or spec.owner.name} (owner)"}],
+            "use_cases": [
+                {
+                    "description": f"{spec.description.strip() or spec.title} Objective: "
+                    f"{obj.kpi} from {obj.baseline:g} to {obj.target:g} {obj.unit}".strip()
+                }
+            ],
+            "limitations": [{"description": x} for x in limitations(spec, facts)],
+            "ethical_considerations": [
+                {
+                    "name": f"unequal quality across {attr} groups",
+                    "mitigation_strategy": "the model-validation gate bounds the ratio of "
+                    f"{metric} between the worst and best group at {spec.acceptance.max_slice_ratio:g}",
+                }
+                for attr in spec.sensitive_attributes
+            ],
+        },
+    }
+
+
+def hf_front_matter(spec: UseCaseSpec, facts: VersionFacts) -> dict[str, Any]:
+    """Hugging Face model-card metadata: tags, library and a ``model-index`` with the
+    held-out (test) metrics, so hub-style tooling reads the results without parsing."""
+    task = (
+        "tabular-regression"
+        if spec.target.task.value == "regression"
+        else ("tabular-classification")
+    )
+    algorithm = facts.params.get("algorithm", spec.model.algorithm)
+    test = facts.metrics.get("test", {})
+    return {
+        "library_name": "lightgbm" if algorithm == "lightgbm" else "sklearn",
+        "tags": ["shipway", task, f"risk-{spec.risk_level.value}"],
+        "model-index": [
+            {
+                "name": f"{facts.name}-v{facts.version}",
+                "results": [
+                    {
+                        "task": {"type": task, "name": task.replace("-", " ").title()},
+                        "dataset": {
+                            "type": spec.name,
+                            "name": f"{spec.name} (data version "
+                            f"{facts.tags.get('data_version', '-')})",
+                            "split": "test",
+                        },
+                        "metrics": [
+                            {"type": m, "value": float(v), "name": f"test {m}"}
+                            for m, v in sorted(test.items())
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def hf_readme(spec: UseCaseSpec, facts: VersionFacts) -> str:
+    """README.md with YAML front matter, then the Markdown model card."""
+    meta = yaml.safe_dump(hf_front_matter(spec, facts), sort_keys=False, allow_unicode=True)
+    return f"---\n{meta}---\n\n{model_card(spec, facts)}"
+
+
 def render(spec: UseCaseSpec, facts: VersionFacts) -> dict[str, str]:
-    """``file name -> content`` of both cards, Markdown and HTML."""
+    """``file name -> content``: both cards (Markdown, HTML), the model card as Model Card
+    Toolkit JSON, and the Hugging Face-style README.md."""
     out: dict[str, str] = {}
     for name, md in (
         ("model_card", model_card(spec, facts)),
@@ -253,6 +392,10 @@ def render(spec: UseCaseSpec, facts: VersionFacts) -> dict[str, str]:
     ):
         out[f"{name}.md"] = md
         out[f"{name}.html"] = to_html(md, f"{name.replace('_', ' ')} {facts.name} v{facts.version}")
+    out["model_card.json"] = (
+        json.dumps(model_card_toolkit(spec, facts), indent=2, sort_keys=True) + "\n"
+    )
+    out["README.md"] = hf_readme(spec, facts)
     return out
 
 

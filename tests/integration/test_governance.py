@@ -578,6 +578,7 @@ def test_audit_bundle_verifies_and_tampering_is_detected(world: World, tmp_path:
     anchor = world.trail().latest("audit_export", version="4")
     assert anchor["facts"]["manifest_hash"] == manifest["manifest_hash"]
     assert _cli(world, "audit", "verify", str(out)).returncode == 0
+    _check_matrix(world, out)
 
     rec_path = next((out / "records").glob("production_readiness-*.json"))
     original = rec_path.read_text()
@@ -587,6 +588,10 @@ def test_audit_bundle_verifies_and_tampering_is_detected(world: World, tmp_path:
     problems = verify_bundle(out)
     assert any("modified (sha256 differs" in p for p in problems)
     assert any("does not match its content hash" in p for p in problems)
+    assert any(  # the record is cited by the compliance matrix: verify names the requirement
+        "compliance/matrix.json: eu_ai_act_annex_iv IV.3 cites production_readiness record" in p
+        for p in problems
+    ), problems
     proc = _cli(world, "audit", "verify", str(out))
     assert proc.returncode == 3 and "FAILED verification" in proc.stdout
     rec_path.write_text(original)
@@ -597,6 +602,41 @@ def test_audit_bundle_verifies_and_tampering_is_detected(world: World, tmp_path:
     m["files"]["lineage.json"] = "0" * 64
     (out / "manifest.json").write_text(json.dumps(m))
     assert any("manifest.json was modified" in p for p in verify_bundle(out))
+
+
+def _check_matrix(world: World, out: Path) -> None:
+    """Every requirement of every framework file is in the matrix, citing intact records of
+    this version by content hash, or listed as missing; the standard cards are there."""
+    from shipway.governance import compliance
+
+    matrix = json.loads((out / compliance.MATRIX).read_text())
+    records = {
+        json.loads(p.read_text())["content_hash"]: p.relative_to(out).as_posix()
+        for p in (out / "records").glob("*.json")
+    }
+    by_fw = {fw["id"]: fw for fw in matrix["frameworks"]}
+    for path in compliance.framework_files():
+        fw = compliance.load_framework(path)
+        rows = {r["id"]: r for r in by_fw[fw.id]["requirements"]}
+        assert list(rows) == [r.id for r in fw.requirements]
+        mapped = {r.id: bool(r.satisfied_by) for r in fw.requirements}
+        for row in rows.values():
+            assert (row["status"] == "missing") == (not row["evidence"]), row
+            assert (row["status"] == "satisfied") == (mapped[row["id"]] and not row["missing"])
+            for c in row["evidence"]:
+                if c["kind"] == "record":
+                    assert records[c["hash"]] == c["path"]
+    eu = {r["id"]: r for r in by_fw["eu_ai_act_annex_iv"]["requirements"]}
+    mv = world.version("4")
+    validation = _linked(world, mv, "model_validation")["content_hash"]
+    assert eu["IV.2"]["status"] == "satisfied"
+    assert validation in {c["hash"] for c in eu["IV.2"]["evidence"]}
+    assert eu["IV.8"]["status"] == "missing"  # the declaration of conformity is not ours
+    sr = {r["id"]: r for r in by_fw["sr_11_7"]["requirements"]}
+    assert sr["VI.model_inventory"]["status"] == "satisfied"
+    assert {"cards/model_card.json", "cards/README.md"} <= set(
+        json.loads((out / "manifest.json").read_text())["files"]
+    )
 
 
 def test_erasure_through_the_cli_removes_one_entity_from_the_served_log(
