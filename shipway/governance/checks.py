@@ -17,6 +17,7 @@ from shipway.core.lineage import data_version
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.governance import MODEL_VALIDATION, gates, probes
+from shipway.governance.assessment.scoring import data_maturity
 from shipway.governance.facts import collect
 from shipway.governance.provenance import WORKSPACE, readiness_at
 from shipway.governance.trail import append_and_link, trail_for
@@ -30,7 +31,7 @@ def use_case_approval(
     settings: Settings, client: Any, spec: UseCaseSpec, mv: Any = None
 ) -> tuple[GateRecord, str]:
     subj = subject(mv, spec.name) if mv is not None else {"usecase": spec.name}
-    record = gates.use_case_approval(spec, subj)
+    record = gates.use_case_approval(spec, subj, maturity=data_maturity(settings))
     return record, append_and_link(settings, client, spec, record, mv)
 
 

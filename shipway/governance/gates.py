@@ -23,17 +23,73 @@ from shipway.governance import (
     PRODUCTION_READINESS,
     USE_CASE_APPROVAL,
 )
+from shipway.governance.assessment import MIN_DATA_MATURITY, Maturity
 from shipway.governance.privacy import pii_criteria, representation
 from shipway.governance.provenance import ReportProof
 
 TS = "event_timestamp"
 
 
+HIGH_COMPLEXITY_FEASIBILITY = 2
+"""A use case whose portfolio feasibility is at most this is a high-complexity one."""
+
+
+def maturity_criterion(spec: UseCaseSpec, maturity: Maturity | None) -> Criterion:
+    """The seed's rule: data maturity below 3 blocks high-risk or high-complexity use cases.
+
+    High complexity is read from the portfolio's feasibility score (1-5, hard to easy):
+    ``HIGH_COMPLEXITY_FEASIBILITY`` or less. The score comes from the latest readiness
+    assessment (``shipway assess``); with none recorded the rule has nothing to judge and
+    says so instead of blocking on an assessment nobody was asked to make.
+    """
+    reasons = []
+    if spec.risk_level.value == "high":
+        reasons.append("high risk")
+    if spec.portfolio.feasibility <= HIGH_COMPLEXITY_FEASIBILITY:
+        reasons.append(f"high complexity (feasibility {spec.portfolio.feasibility})")
+    name = "data_maturity"
+    if not reasons:
+        return Criterion(
+            name,
+            True,
+            maturity.score if maturity else "not needed",
+            detail="the data-maturity rule applies to high-risk or high-complexity use cases",
+        )
+    if maturity is None:
+        return Criterion(
+            name,
+            True,
+            "not assessed",
+            MIN_DATA_MATURITY,
+            ">=",
+            "no readiness assessment recorded (shipway assess); the rule applies once one is",
+        )
+    ok = maturity.score >= MIN_DATA_MATURITY
+    return Criterion(
+        name,
+        ok,
+        maturity.score,
+        MIN_DATA_MATURITY,
+        ">=",
+        f"readiness assessment of {maturity.created_at[:10]} ({maturity.assessment[:19]})"
+        + (
+            ""
+            if ok
+            else f": data maturity below {MIN_DATA_MATURITY:g} blocks a "
+            f"{' and '.join(reasons)} use case until the data foundations improve"
+        ),
+    )
+
+
 def use_case_approval(
-    spec: UseCaseSpec, subject: dict[str, Any], today: date | None = None
+    spec: UseCaseSpec,
+    subject: dict[str, Any],
+    today: date | None = None,
+    maturity: Maturity | None = None,
 ) -> GateRecord:
     """The business objective is approved by a named person on a real date, owned, and
-    its target is an improvement on its baseline."""
+    its target is an improvement on its baseline; a high-risk or high-complexity use case
+    also needs data maturity of at least 3 in the latest readiness assessment."""
     obj, ap = spec.objective, spec.objective.approval
     today = today or datetime.now(UTC).date()
     better = (
@@ -71,6 +127,7 @@ def use_case_approval(
             "<" if obj.direction == "lower_is_better" else ">",
             f"{obj.kpi} ({obj.direction})",
         ),
+        maturity_criterion(spec, maturity),
     ]
     facts = {
         "title": spec.title,
@@ -80,6 +137,12 @@ def use_case_approval(
         "spec_hash": spec.content_hash(),
         "approval_required_for_promotion": spec.governance.approval_required(spec.risk_level),
     }
+    if maturity is not None:
+        facts["readiness_assessment"] = {
+            "content_hash": maturity.assessment,
+            "created_at": maturity.created_at,
+            "data_maturity": maturity.score,
+        }
     return GateRecord(USE_CASE_APPROVAL, subject, crit, facts)
 
 

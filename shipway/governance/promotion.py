@@ -35,6 +35,8 @@ from shipway.governance import (
     probes,
 )
 from shipway.governance.approval import current_user
+from shipway.governance.assessment import Maturity
+from shipway.governance.assessment.scoring import data_maturity
 from shipway.governance.facts import VersionFacts, collect
 from shipway.governance.gates import rollback_criterion, use_case_approval
 from shipway.governance.locks import model_lock
@@ -93,13 +95,18 @@ def approval_criterion(spec: UseCaseSpec, facts: VersionFacts) -> Criterion:
 
 
 def promotion_criteria(
-    spec: UseCaseSpec, facts: VersionFacts, current: Any | None, rollback: dict[str, Any]
+    spec: UseCaseSpec,
+    facts: VersionFacts,
+    current: Any | None,
+    rollback: dict[str, Any],
+    maturity: Maturity | None = None,
 ) -> list[Criterion]:
     """The rule of ``shipway promote`` (see the module docstring); ``rollback`` is what
-    ``probes.rollback`` finds now (the target, or that this is the first model)."""
+    ``probes.rollback`` finds now (the target, or that this is the first model);
+    ``maturity`` the latest readiness assessment's data maturity, judged again now."""
     crit = [_gate(facts, g) for g in (USE_CASE_APPROVAL, DATA_READINESS, MODEL_VALIDATION)]
     crit.append(_gate(facts, PRODUCTION_READINESS))
-    now = use_case_approval(spec, {"usecase": spec.name})
+    now = use_case_approval(spec, {"usecase": spec.name}, maturity=maturity)
     crit.append(
         Criterion(
             "use_case_approved_now",
@@ -157,7 +164,9 @@ def _decide(
         fresh = client.get_model_version(mv.name, str(mv.version))
         facts = collect(settings, client, spec, fresh)
         current = champion(client, mv.name)
-        crit = promotion_criteria(spec, facts, current, probes.rollback(client, spec, fresh))
+        crit = promotion_criteria(
+            spec, facts, current, probes.rollback(client, spec, fresh), data_maturity(settings)
+        )
         crit += extra
         info = {
             **info,

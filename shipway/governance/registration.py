@@ -24,6 +24,7 @@ from shipway.core.evidence import GateRecord
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.governance import MODEL_VALIDATION, cards, gates
+from shipway.governance.assessment.scoring import data_maturity
 from shipway.governance.facts import SPLITS, collect
 from shipway.governance.provenance import readiness_at
 from shipway.governance.trail import trail_for
@@ -78,7 +79,7 @@ def govern_registration(
     proof = readiness_at(meta.get("repo") or str(s.root), meta["git_rev"], spec.name)
     gov = Governed(s, spec, mv)
     gov.records = {
-        "use_case_approval": gates.use_case_approval(spec, subj),
+        "use_case_approval": gates.use_case_approval(spec, subj, maturity=data_maturity(s)),
         "data_readiness": gates.data_readiness(spec, subj, proof, frames, meta["data_version"]),
         MODEL_VALIDATION: validation,
     }
