@@ -199,3 +199,27 @@ def test_the_report_has_a_chart_and_every_item(tmp_path: Path) -> None:
     assert saved == data and scoring.latest(s) == data
     shutil.rmtree(folder)
     assert scoring.latest(s) is None
+
+
+def test_shipway_assess_refuses_a_bad_questionnaire_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipway.cli import app
+    from shipway.core.settings import get_settings
+
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    del raw["talent_and_skills"]["data_science"]
+    bad = tmp_path / "q.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("SHIPWAY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "300")
+    get_settings.cache_clear()
+    try:
+        run = CliRunner().invoke(app, ["assess", "--questionnaire", str(bad)])
+    finally:
+        get_settings.cache_clear()
+    assert run.exit_code == 1
+    assert "talent_and_skills.data_science: Field required" in " ".join(run.output.split())
+    assert not (tmp_path / "state" / "assessments").exists()  # nothing measured or written
