@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipway.cli.app import UserError, app, console, friendly
-from shipway.core.settings import get_settings
+from shipway.core.settings import Settings, get_settings
 from shipway.governance.portfolio import (
     UseCaseStatus,
     drift_text,
@@ -33,7 +33,8 @@ def status_cmd(
     html: Annotated[bool, typer.Option(help="Also write <state_dir>/portfolio/index.html.")] = True,
 ) -> None:
     """The portfolio: per use case the champion, gate states, last drift, business KPI
-    against its target and the time from the spec's first commit to its first champion."""
+    against its target and the time from the spec's first commit to its first champion;
+    under it the latest readiness assessment (shipway assess)."""
     from shipway.governance.portfolio import collect, write_report
 
     settings = get_settings()
@@ -41,9 +42,31 @@ def status_cmd(
     if not statuses:
         raise UserError(f"no use cases under {settings.specs}")
     print_status(statuses, console)
+    console.print(assessment_text(settings))
     if html:
         page = write_report(settings, statuses)
         console.print(f"report: {page}")
+
+
+def assessment_text(settings: Settings) -> Text:
+    """The latest readiness assessment under the portfolio: date, organisation and the
+    five scores, data maturity in red below the approval gate's minimum."""
+    from shipway.governance.assessment import DATA_MATURITY, DIMENSIONS, MIN_DATA_MATURITY
+    from shipway.governance.assessment import title as dim_title
+    from shipway.governance.assessment.scoring import latest
+
+    data = latest(settings)
+    line = Text("readiness assessment: ", style="bold")
+    if data is None:
+        return line.append("none recorded (shipway assess --questionnaire FILE)", style="dim")
+    line.append(f"{data['created_at'][:10]} {data['organization']} — ")
+    for i, d in enumerate(DIMENSIONS):
+        score = float(data["scores"][d])
+        low = d == DATA_MATURITY and score < MIN_DATA_MATURITY
+        line.append(f"{dim_title(d).lower()} ")
+        line.append(f"{score:.1f}", style="bold red" if low else "bold")
+        line.append(" · " if i < len(DIMENSIONS) - 1 else "")
+    return line
 
 
 def print_status(statuses: list[UseCaseStatus], out: Console) -> None:

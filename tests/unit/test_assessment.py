@@ -223,3 +223,29 @@ def test_shipway_assess_refuses_a_bad_questionnaire_naming_the_field(
     assert run.exit_code == 1
     assert "talent_and_skills.data_science: Field required" in " ".join(run.output.split())
     assert not (tmp_path / "state" / "assessments").exists()  # nothing measured or written
+
+
+def test_shipway_status_shows_the_latest_assessment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipway.cli import app
+    from shipway.core.settings import get_settings
+
+    monkeypatch.setenv("SHIPWAY_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "300")
+    args = ["status", "-u", "hotel_rates", "--no-html"]
+    get_settings.cache_clear()
+    try:
+        none = CliRunner().invoke(app, args)
+        _saved(Settings(root=ROOT, state_dir=tmp_path), 2.6)
+        shown = CliRunner().invoke(app, args)
+    finally:
+        get_settings.cache_clear()
+    assert none.exit_code == 0, none.output
+    assert "readiness assessment: none recorded" in none.output
+    assert shown.exit_code == 0, shown.output
+    line = next(ln for ln in shown.output.splitlines() if "readiness assessment" in ln)
+    assert "Shipway demo" in line and "data maturity 2.6 · technical infrastructure" in line
+    assert "hotel_rates" in shown.output  # next to the portfolio, not instead of it

@@ -9,7 +9,6 @@ and prints. The page lists every item with where its number came from.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +80,3 @@ def write(folder: Path, data: dict[str, Any]) -> dict[str, Path]:
     page = folder / HTML
     page.write_text(render_html(data))
     return {"html": page, "json": folder / "assessment.json"}
-
-
-def summary_line(data: dict[str, Any]) -> str:
-    """One line for a terminal: date, organisation and the five scores."""
-    s = data["scores"]
-    scores = " · ".join(f"{title(d).lower()} {s[d]:.1f}" for d in DIMENSIONS)
-    return f"{data['created_at'][:10]} {data['organization']}: {scores}"
-
-
-def load(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text()))
