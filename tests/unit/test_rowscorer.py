@@ -181,3 +181,38 @@ def test_logged_inputs_equal_the_frame_records() -> None:
     assert np.array_equal(
         feats.take([1, 3])[first], feats.x[first].iloc[[1, 3]].to_numpy(), equal_nan=True
     )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.5, None, 3, True, np.float64(2.2), np.int64(7), 2**40 + 1, 1e300, -0.0],
+        [None],
+        [0.1],
+        ["12", 1.0],  # text: pandas' coercion
+        [pd.NA, 2.0],
+        [float("nan"), "abc", 4],
+    ],
+)
+def test_plain_number_cast_gives_pandas_bits(values: list[Any]) -> None:
+    """The per-request cast skips pandas only where it gives the very same float32 bits."""
+    arr = np.asarray(values, dtype=object)
+    want = np.asarray(pd.to_numeric(arr, errors="coerce"), dtype=np.float32)
+    assert modelframe._number(arr).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize(
+    "values", [["a", None, "b"], [None], ["x"], ["a", float("nan")], [pd.NA, "b"], [5, "c"]]
+)
+def test_plain_category_cast_gives_pandas_strings(values: list[Any]) -> None:
+    arr = np.asarray(values, dtype=object)
+    want = [MISSING_CATEGORY if pd.isna(v) else str(v) for v in values]
+    assert modelframe._category(arr).tolist() == want
+
+
+def test_model_columns_follow_the_spec_object_they_are_given() -> None:
+    """The per-spec plan is cached by identity: another spec gets its own columns."""
+    hotel, credit = load_usecase("hotel_rates"), load_usecase("credit_risk")
+    for spec in (hotel, credit, hotel):
+        cols = model_columns(spec, _frame(spec, 3), 3)
+        assert list(cols) == spec.model_feature_names
