@@ -61,8 +61,11 @@ def redis_server(port: int | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster; yields a postgresql:// URL with a `shipway` database."""
+def postgres_server(password: str | None = None) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster; yields a postgresql:// URL with a `shipway` database.
+
+    With ``password``, TCP logins need a password (scram-sha-256, as on a real server) and
+    the superuser `shipway` has that one; without, every login is trusted."""
     bindir = pg_bindir()
     assert bindir, "PostgreSQL server binaries not installed"
     root = os.geteuid() == 0
@@ -78,7 +81,14 @@ def postgres_server() -> Iterator[str]:
 
     if root:
         shutil.chown(base, "postgres", "postgres")
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "shipway", "--auth=trust", "-E", "UTF8")
+    auth = ["--auth=trust"]
+    if password is not None:
+        pwfile = base / "pwfile"
+        pwfile.write_text(password)
+        if root:
+            shutil.chown(pwfile, "postgres", "postgres")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "shipway", *auth, "-E", "UTF8")
     run(
         str(bindir / "pg_ctl"),
         "-D",
@@ -91,10 +101,9 @@ def postgres_server() -> Iterator[str]:
         "start",
     )
     try:
-        run(
-            str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "shipway", "shipway"
-        )
-        yield f"postgresql://shipway@127.0.0.1:{port}/shipway"
+        run(str(bindir / "createdb"), "-h", str(base), "-p", str(port), "-U", "shipway", "shipway")
+        login = "shipway" if password is None else f"shipway:{password}"
+        yield f"postgresql://{login}@127.0.0.1:{port}/shipway"
     finally:
         try:
             run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")

@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData()
@@ -233,6 +234,31 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")  # fsync on commit: acknowledged = on disk
     cur.execute("PRAGMA busy_timeout=10000")  # several workers share the file
     cur.close()
+
+
+def schema_sql() -> str:
+    """The PostgreSQL DDL of the log's tables and indexes (``IF NOT EXISTS``, so re-runnable).
+
+    On a cluster the tables belong to a role no pod logs in as, so that the roles the
+    service and the monitor use can write or read rows but never drop or alter the log;
+    the chart's PostgreSQL init creates them from this text as that owner
+    (``charts/shipway/files/predictions-schema.psql``, golden-tested against it).
+    """
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    statements: list[str] = []
+    for table in metadata.sorted_tables:
+        statements.append(
+            str(sa.schema.CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()
+        )
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            statements.append(
+                str(
+                    sa.schema.CreateIndex(index, if_not_exists=True).compile(dialect=dialect)
+                ).strip()
+            )
+    header = "-- Generated from shipway/core/predictionlog.py (schema_sql); do not edit.\n"
+    body = "".join(f"{s};\n" for s in statements)
+    return header + "\n".join(line.rstrip() for line in body.split("\n"))
 
 
 def url_for(uri: str) -> str:
