@@ -195,11 +195,17 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        if exc.error_code in _NOT_FOUND or _alias_not_found(exc, alias):
+        if not_found(exc, alias):
             return None
         raise RegistryUnavailable(
             registry_uri(client), f"read the alias {name}@{alias}", exc
         ) from exc
+
+
+def not_found(exc: MlflowException, alias: str | None = None) -> bool:
+    """Did MLflow answer "no such model, version (or ``alias``)"? Every other error (401,
+    403, 5xx, a closed port) is the registry failing, not the registry being empty."""
+    return exc.error_code in _NOT_FOUND or (alias is not None and _alias_not_found(exc, alias))
 
 
 def _alias_not_found(exc: MlflowException, alias: str) -> bool:

@@ -50,15 +50,28 @@ class ModelRef:
 
 
 def resolve(client: Any, ref: ModelRef) -> Any:
-    """The ModelVersion a reference names; aliases are resolved to their version now."""
+    """The ModelVersion a reference names; aliases are resolved to their version now.
+
+    Only MLflow's "does not exist" means the version is missing (``GovernanceError``); a
+    registry that refuses these credentials (401, 403), fails (5xx) or cannot be reached
+    raises ``RegistryUnavailable`` naming its address, so a promotion or rollback is never
+    told "no such version" by a registry it could not read.
+    """
     from mlflow.exceptions import MlflowException
+
+    from shipway.core import registry  # loads MLflow: not for every importer of this module
 
     try:
         if ref.version.isdigit():
             return client.get_model_version(ref.name, ref.version)
         return client.get_model_version_by_alias(ref.name, ref.version)
     except MlflowException as exc:
-        raise GovernanceError(f"no model version {ref} in the registry") from exc
+        alias = None if ref.version.isdigit() else ref.version
+        if registry.not_found(exc, alias):
+            raise GovernanceError(f"no model version {ref} in the registry") from exc
+        raise registry.RegistryUnavailable(
+            registry.registry_uri(client), f"read the model version {ref}", exc
+        ) from exc
 
 
 def versions(client: Any, name: str) -> list[Any]:

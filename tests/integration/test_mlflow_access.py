@@ -204,3 +204,29 @@ def test_provision_refuses_incomplete_input(server) -> None:
         access.provision(server["url"], server["passwords"], [])
     with pytest.raises(access.AccessError, match="unknown component\\(s\\) trigger"):
         access.provision(server["url"], {**server["passwords"], "trigger": "x"}, target)
+
+
+def test_resolve_tells_a_refused_registry_from_a_missing_version(
+    provisioned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``shipway promote/rollback/approve`` resolve a reference first: credentials the
+    registry refuses (403, 401) are the registry failing, named by address, never "no
+    such version"; only MLflow's "does not exist" is a missing version."""
+    from shipway.core.registry import RegistryUnavailable
+    from shipway.governance.versions import GovernanceError, ModelRef, resolve
+
+    monkeypatch.setenv("_SHIPWAY_TEST_MLFLOW", provisioned["url"])
+    with as_user(monkeypatch, ADMIN, provisioned["admin"]) as c:
+        c.create_registered_model("not_granted_model")  # no component is granted it
+        with pytest.raises(GovernanceError, match="no model version hotel_rates@999"):
+            resolve(c, ModelRef.parse(f"{MODEL}@999"))
+        with pytest.raises(GovernanceError, match="no model version hotel_rates@nosuchalias"):
+            resolve(c, ModelRef.parse(f"{MODEL}@nosuchalias"))
+    with as_user(monkeypatch, *_who(provisioned, "prediction")) as c:
+        with pytest.raises(RegistryUnavailable, match="PERMISSION_DENIED") as err:
+            resolve(c, ModelRef.parse("not_granted_model@1"))
+        assert f"MLflow registry at {provisioned['url']}" in str(err.value)
+    with as_user(monkeypatch, "shipway-prediction", "wrong-password") as c:
+        with pytest.raises(RegistryUnavailable, match="UNAUTHENTICATED") as err:
+            resolve(c, ModelRef.parse(f"{MODEL}@champion"))
+        assert "wrong-password" not in str(err.value)

@@ -73,6 +73,22 @@ def test_closed_port_raises_naming_the_address_within_seconds(
     assert registry.alias_version(empty, "hotel_rates", registry.CHAMPION) is None
 
 
+def test_resolving_a_reference_on_a_closed_port_is_not_a_missing_version(
+    mlflow_http_defaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipway.governance.versions import ModelRef, resolve
+
+    uri, where = _closed_uri()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    client = registry.connect(uri)
+    for ref in ("hotel_rates@3", "hotel_rates@champion"):
+        with pytest.raises(registry.RegistryUnavailable) as err:
+            resolve(client, ModelRef.parse(ref))
+        message = str(err.value)
+        assert f"MLflow registry at {where} could not read the model version {ref}" in message
+        assert "connection refused" in message and CANARY not in message
+
+
 def test_address_drops_credentials_query_and_fragment() -> None:
     assert registry.address("https://u:p@mlflow.example.com:8443/x?token=t#f") == (
         "https://mlflow.example.com:8443/x"
