@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+from urllib.parse import urlsplit
 
 from pipelines.training import (
     CLUSTER_PARAMETERS,
@@ -40,6 +41,13 @@ def cluster_tracking_uri(settings: Settings) -> str:
             "SHIPWAY_MLFLOW_TRACKING_URI (the chart sets it in its pods), "
             f"got {redact(uri) or 'nothing (local SQLite default)'}"
         )
+    if urlsplit(uri).username is not None:
+        raise ValueError(
+            "the MLflow tracking URI carries credentials, and a Kubeflow run's parameters are "
+            "shown in the UI and kept in its records: put them in MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (the chart's pods get them from Secrets) and drop them "
+            f"from SHIPWAY_MLFLOW_TRACKING_URI (the one for host {urlsplit(uri).hostname})"
+        )
     return uri
 
 
@@ -51,6 +59,15 @@ def cluster_repo(settings: Settings) -> str:
             "a Kubeflow run fetches its data version from the project's git repository: set "
             "SHIPWAY_GIT_REPO_URL (the chart's pipelines.gitRepo), and SHIPWAY_DVC_REMOTE_URL "
             "when the repository's default DVC remote is not reachable from the cluster"
+        )
+    parts = urlsplit(settings.git_repo_url)
+    if parts.password is not None or (
+        parts.scheme in ("http", "https") and parts.username is not None
+    ):
+        raise ValueError(
+            "SHIPWAY_GIT_REPO_URL carries credentials, and a Kubeflow run's parameters are "
+            "shown in the UI and kept in its records: use a repository the pipeline's pods "
+            f"read without them (or an ssh:// URL with a mounted key); host {parts.hostname}"
         )
     return settings.git_repo_url
 

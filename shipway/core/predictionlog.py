@@ -244,7 +244,7 @@ def schema_sql() -> str:
     the chart's PostgreSQL init creates them from this text as that owner
     (``charts/shipway/files/predictions-schema.psql``, golden-tested against it).
     """
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    dialect = postgresql.dialect()
     statements: list[str] = []
     for table in metadata.sorted_tables:
         statements.append(

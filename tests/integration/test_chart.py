@@ -678,15 +678,24 @@ def _secret_data(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
 def test_generated_secrets_are_consistent_and_random(tc, rendered) -> None:
     docs = rendered["default"]
     pg = _secret_data(docs, f"{FULLNAME}-postgresql")
-    assert len(pg["password"]) == 32 and pg["password"].isalnum()
+    passwords = [pg[f"{who}password"] for who in PG_ROLES.values()]
+    assert all(len(pw) == 32 and pw.isalnum() for pw in passwords)
+    assert len(set(passwords)) == len(passwords), "one password per role"
     host = f"{FULLNAME}-postgresql.{NAMESPACE}.svc:5432"
-    assert pg["prediction-log-uri"] == f"postgresql://shipway:{pg['password']}@{host}/predictions"
-    assert pg["feast-registry-uri"] == f"postgresql+psycopg://shipway:{pg['password']}@{host}/feast"
-    assert (
-        pg["mlflow-backend-store-uri"]
-        == f"postgresql+psycopg://shipway:{pg['password']}@{host}/mlflow"
+    # each URI logs in as the role of the pods that read it (files/postgresql-roles.psql)
+    assert pg["prediction-log-uri"] == (
+        f"postgresql://shipway_predictions:{pg['predictions-password']}@{host}/predictions"
     )
-    assert pg["mlflow-auth-database-uri"].endswith("/mlflow_auth")
+    assert pg["governance-prediction-log-uri"] == (
+        f"postgresql://shipway_governance:{pg['governance-password']}@{host}/predictions"
+    )
+    assert pg["feast-registry-uri"] == (
+        f"postgresql+psycopg://shipway_feast:{pg['feast-password']}@{host}/feast"
+    )
+    mlflow = f"postgresql+psycopg://shipway_mlflow:{pg['mlflow-password']}@{host}"
+    assert pg["mlflow-backend-store-uri"] == f"{mlflow}/mlflow"
+    assert pg["mlflow-auth-database-uri"] == f"{mlflow}/mlflow_auth"
+    assert pg["password"] not in "".join(v for k, v in pg.items() if k != "password")
     redis = _secret_data(docs, f"{FULLNAME}-redis")
     assert (
         redis["connection"] == f"{FULLNAME}-redis.{NAMESPACE}.svc:6379,password={redis['password']}"
@@ -760,6 +769,84 @@ def test_values_defaults_hold_no_secret_values() -> None:
                 assert value == "", f"{source.name}: {path} holds a literal secret value"
 
 
+PG_ROLES = {
+    "shipway": "",
+    "shipway_mlflow": "mlflow-",
+    "shipway_feast": "feast-",
+    "shipway_predictions": "predictions-",
+    "shipway_governance": "governance-",
+}
+"""PostgreSQL login role -> prefix of its password's key in the bundled Secret."""
+
+
+def _pg_logins(docs: list[dict[str, Any]], namespace: str = NAMESPACE) -> dict[str, set[str]]:
+    """Component -> the PostgreSQL roles its pods log in as (from the Secret keys they read)."""
+    secret = f"{FULLNAME}-postgresql"
+    data = {
+        k: base64.b64decode(v).decode()
+        for d in by_kind(docs, "Secret")
+        if d["metadata"]["name"] == secret and d["metadata"]["namespace"] == namespace
+        for k, v in d["data"].items()
+    }
+    out: dict[str, set[str]] = {}
+    for doc in workloads(docs):
+        component = pod_template(doc)["metadata"]["labels"]["app.kubernetes.io/component"]
+        spec = pod_template(doc)["spec"]
+        keys = [
+            ref["key"]
+            for c in all_containers(spec)
+            for e in c.get("env", [])
+            if (ref := (e.get("valueFrom") or {}).get("secretKeyRef")) and ref["name"] == secret
+        ]
+        keys += [
+            item["key"]
+            for v in spec.get("volumes", [])
+            if v.get("secret", {}).get("secretName") == secret
+            for item in v["secret"]["items"]
+        ]
+        roles = out.setdefault(component, set())
+        for key in keys:
+            value = data[key]
+            if "://" in value:
+                roles.add(value.split("://", 1)[1].split(":", 1)[0])
+            else:  # a password file: the role whose password it is
+                roles |= {r for r, prefix in PG_ROLES.items() if key == f"{prefix}password"}
+    return {c: r for c, r in out.items() if r}
+
+
+def test_each_pod_logs_in_to_postgresql_as_its_own_least_role(rendered) -> None:
+    """Only the MLflow server holds a URI of MLflow's databases; the internet-facing
+    prediction service's role appends to the log but owns nothing; the superuser's password
+    stays with the PostgreSQL pod, which runs the roles file at first start."""
+    assert _pg_logins(rendered["default"]) == {
+        "postgresql": set(PG_ROLES),
+        "mlflow": {"shipway_mlflow"},
+        "prediction": {"shipway_predictions", "shipway_feast"},
+        "monitor": {"shipway_governance", "shipway_feast"},
+        "feast-apply": {"shipway_feast"},
+        "feast-materialize": {"shipway_feast"},
+    }  # the trigger, the access Job and the helm test hold no PostgreSQL credential
+    # external PostgreSQL: the same split by Secret key (values postgresql.external.*Key)
+    for scenario in ("production", "external-stores"):
+        keys = {}
+        for doc in workloads(rendered[scenario]):
+            component = pod_template(doc)["metadata"]["labels"]["app.kubernetes.io/component"]
+            for c in all_containers(pod_template(doc)["spec"]):
+                ref = env_of(c).get("SHIPWAY_PREDICTION_LOG_URI")
+                if isinstance(ref, dict):
+                    keys.setdefault(component, set()).add(ref["secretKeyRef"]["key"])
+        assert keys == {
+            "prediction": {"prediction-log-uri"},
+            "monitor": {"governance-prediction-log-uri"},
+        }, scenario
+    pipeline = _in(rendered["default"], "kubeflow")[("Secret", f"{FULLNAME}-postgresql")]
+    uris = {k: base64.b64decode(v).decode() for k, v in pipeline["data"].items()}
+    assert {k: v.split("://", 1)[1].split(":", 1)[0] for k, v in uris.items()} == {
+        "feast-registry-uri": "shipway_feast",
+        "prediction-log-uri": "shipway_governance",  # the promotion lock, no writes
+    }
+
+
 def test_bundled_stores_read_passwords_from_files_not_env(rendered) -> None:
     docs = rendered["default"]
     pg = one(docs, "StatefulSet", f"{FULLNAME}-postgresql")
@@ -776,9 +863,20 @@ def test_bundled_stores_read_passwords_from_files_not_env(rendered) -> None:
     conf = one(docs, "ConfigMap", f"{FULLNAME}-redis-config")["data"]["redis.conf"]
     assert "include /etc/redis-auth/auth.conf" in conf and "requirepass" not in conf
     initdb = one(docs, "ConfigMap", f"{FULLNAME}-postgresql-initdb")["data"]
-    script = initdb["10-shipway-databases.sh"]
-    for db in ("feast", "predictions", "mlflow_auth"):
-        assert f'CREATE DATABASE "{db}"' in script
+    script = initdb["10-shipway-roles.sh"]
+    for var, db in (("feast_db", "feast"), ("predictions_db", "predictions")):
+        assert f'-v {var}="{db}"' in script
+    # the SQL is the chart's file byte for byte (tests/integration/test_postgres_roles.py
+    # runs this rendered script against a real server)
+    for name in ("postgresql-roles.psql", "predictions-schema.psql"):
+        assert initdb[name] == (CHART / "files" / name).read_text(), name
+    mounted = {
+        i["key"]
+        for v in pg["spec"]["template"]["spec"]["volumes"]
+        if "secret" in v
+        for i in v["secret"]["items"]
+    }
+    assert mounted == {f"{prefix}password" for prefix in PG_ROLES.values()}
 
 
 # --------------------------------------------------------------------------- MLflow
@@ -1130,6 +1228,47 @@ def test_network_policies_open_only_the_needed_flows(rendered) -> None:
         )
 
 
+def _admits_from(
+    policies: list[dict[str, Any]], dst: dict[str, Any], port: int, ns: str, labels: dict[str, str]
+) -> bool:
+    """Does an ingress rule of a policy selecting ``dst`` admit a pod of namespace ``ns``
+    with ``labels`` (namespaces labelled by name, as Kubernetes does)?"""
+    ns_labels = {"kubernetes.io/metadata.name": ns}
+    for p in policies:
+        if "Ingress" not in p["spec"]["policyTypes"] or not _selects(
+            p["spec"]["podSelector"], dst["labels"]
+        ):
+            continue
+        for rule in p["spec"].get("ingress", []):
+            if not _port_matches(rule.get("ports"), port, dst["ports"]):
+                continue
+            for peer in rule.get("from", []):
+                in_ns = (
+                    _selects(peer["namespaceSelector"], ns_labels)
+                    if "namespaceSelector" in peer
+                    else ns == NAMESPACE
+                )
+                if in_ns and _selects(peer.get("podSelector", {}), labels):
+                    return True
+    return False
+
+
+def test_network_policies_admit_only_the_pipeline_run_pods_of_kubeflow(rendered) -> None:
+    """The pipeline's pods reach the stores they hold credentials for; the rest of the
+    kubeflow namespace (the KFP API server, the UI, any pod of a user) reaches none."""
+    docs = rendered["default"]
+    policies = by_kind(docs, "NetworkPolicy")
+    pods = _pods(docs)
+    run_pod = {"pipelines.kubeflow.org/v2_component": "true", "workflows.argoproj.io/workflow": "x"}
+    for dst, port in (("mlflow", 5000), ("postgresql", 5432), ("redis", 6379)):
+        assert _admits_from(policies, pods[dst], port, "kubeflow", run_pod), dst
+        assert not _admits_from(policies, pods[dst], port, "kubeflow", {"app": "ml-pipeline"}), dst
+        assert not _admits_from(policies, pods[dst], port, "kubeflow", {}), dst
+        assert not _admits_from(policies, pods[dst], port, "other-team", run_pod), dst
+    for dst, port in (("predict-hotel-rates", 3000), ("trigger", 9109)):
+        assert not _admits_from(policies, pods[dst], port, "kubeflow", run_pod), dst
+
+
 def test_network_policies_for_external_stores(rendered) -> None:
     docs = rendered["production"]
     pg = one(docs, "NetworkPolicy", f"{FULLNAME}-np-egress-postgresql")
@@ -1422,13 +1561,19 @@ def test_pipeline_namespace_gets_the_env_and_copies_of_the_generated_secrets(ren
     assert copies[("ConfigMap", f"{FULLNAME}-env")]["data"] == configmap_env(docs)
     # same values as the originals, only the keys the pipeline reads
     for name, keys in (
-        (f"{FULLNAME}-postgresql", {"feast-registry-uri", "prediction-log-uri"}),
-        (f"{FULLNAME}-redis", {"connection"}),
+        (
+            f"{FULLNAME}-postgresql",
+            {
+                "feast-registry-uri": "feast-registry-uri",
+                "prediction-log-uri": "governance-prediction-log-uri",
+            },
+        ),
+        (f"{FULLNAME}-redis", {"connection": "connection"}),
     ):
         copy = copies[("Secret", name)]
-        assert set(copy["data"]) == keys, name
-        for k in keys:
-            assert copy["data"][k] == home[("Secret", name)]["data"][k], (name, k)
+        assert set(copy["data"]) == set(keys), name
+        for k, original in keys.items():
+            assert copy["data"][k] == home[("Secret", name)]["data"][original], (name, k)
         assert "annotations" not in copy["metadata"], "copies go with the release"
     # The MLflow Secret there, under the name the compiled pipeline's default names, holds
     # the pipeline user's password (key admin-password, what the pipeline maps), never the

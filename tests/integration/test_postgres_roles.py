@@ -1,8 +1,8 @@
 """The chart's PostgreSQL roles and grants, run against a real server with password logins.
 
-The same files the bundled PostgreSQL's init runs (charts/shipway/files/postgresql-roles.psql
-and predictions-schema.psql), with psql, on a throwaway cluster that checks passwords
-(scram-sha-256). Then each role is used the way its pods use it: the prediction service's
+The bundled PostgreSQL's init script and SQL files exactly as helm renders them
+(templates/postgresql.yaml with files/postgresql-roles.psql and predictions-schema.psql),
+run with psql on a throwaway cluster that checks passwords (scram-sha-256). Then each role is used the way its pods use it: the prediction service's
 role writes and reads the log through the real PredictionLog but cannot reach MLflow's
 databases nor drop, alter, empty or delete from the log; the MLflow server's role runs
 MLflow's own migrations in its database and reaches no other.
@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import yaml
+from conftest import chart_tools, require
 
 from shipway.core.predictionlog import PredictionLog, PredictionRecord, schema_sql
 from shipway.core.settings import Settings
@@ -26,12 +28,7 @@ from shipway.governance.locks import model_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "charts" / "shipway" / "files"
-DATABASES = {
-    "mlflow_db": "mlflow",
-    "mlflow_auth_db": "mlflow_auth",
-    "feast_db": "feast",
-    "predictions_db": "predictions",
-}
+DATABASES = ("mlflow", "mlflow_auth", "feast", "predictions")  # the chart's default names
 PASSWORDS = {
     "mlflow": "Mlf0wPw-canary-1",
     "feast": "Fe4stPw-canary-2",
@@ -46,35 +43,86 @@ ROLE = {
 }
 
 
-def apply_roles(superuser_url: str) -> subprocess.CompletedProcess[str]:
-    """Run the chart's roles file with psql as the chart's init does."""
+def initdb_files() -> dict[str, str]:
+    """The bundled PostgreSQL's init files, rendered by helm from the chart."""
+    tc = chart_tools()
+    proc = subprocess.run(
+        [
+            str(tc.helm),
+            "template",
+            "shipway",
+            str(ROOT / "charts" / "shipway"),
+            "-n",
+            "shipway",
+            "--show-only",
+            "templates/postgresql.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=tc.env(),
+        check=True,
+    )
+    (cm,) = [
+        d
+        for d in yaml.safe_load_all(proc.stdout)
+        if d and d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-initdb")
+    ]
+    return dict(cm["data"])
+
+
+def apply_roles(
+    superuser_url: str, files: dict[str, str], work: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run the chart's init script as the official image's entrypoint does on first start:
+    executable, as the superuser, the Secret's password files mounted beside each other."""
     from servers import pg_bindir
 
     bindir = pg_bindir()
     assert bindir is not None
+    initdb, auth = work / "initdb", work / "auth"
+    initdb.mkdir(exist_ok=True)
+    auth.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (initdb / name).write_text(text)
+        (initdb / name).chmod(0o555)
     u = urlsplit(superuser_url)
-    args = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-    args += ["-h", str(u.hostname), "-p", str(u.port), "-U", str(u.username), "-d", "shipway"]
-    for var, db in DATABASES.items():
-        args += ["-v", f"{var}={db}"]
+    (auth / "password").write_text(str(u.password))
     for who, pw in PASSWORDS.items():
-        args += ["-v", f"{who}_password={pw}"]
-    args += ["-f", str(FILES / "postgresql-roles.psql")]
-    env = {**os.environ, "PGPASSWORD": str(u.password)}
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=False)
+        (auth / f"{who}-password").write_text(pw)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "POSTGRES_USER": str(u.username),
+        "POSTGRES_DB": "shipway",
+        "POSTGRES_PASSWORD_FILE": str(auth / "password"),
+        "PGHOST": str(u.hostname),
+        "PGPORT": str(u.port),
+        "PGPASSWORD": str(u.password),
+    }
+    (script,) = [initdb / n for n in files if n.endswith(".sh")]
+    return subprocess.run(
+        [str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from servers import pg_bindir, postgres_server
 
-    if pg_bindir() is None:
-        pytest.skip("PostgreSQL server is not installed (apt-get install postgresql; .ci/run does)")
+    require(
+        pg_bindir() is not None,
+        "PostgreSQL server is not installed (apt-get install postgresql; .ci/run does)",
+    )
+    files = initdb_files()
+    work = tmp_path_factory.mktemp("pg-roles")
     with postgres_server(password="SuperPw-canary-0") as url:
-        first = apply_roles(url)
+        first = apply_roles(url, files, work)
         assert first.returncode == 0, first.stderr
-        again = apply_roles(url)  # idempotent: re-sets passwords and grants
+        again = apply_roles(url, files, work)  # idempotent: re-sets passwords and grants
         assert again.returncode == 0, again.stderr
+        for out in (first, again):  # no password in what the init prints
+            assert not any(pw in out.stdout + out.stderr for pw in PASSWORDS.values())
         yield url
 
 
@@ -129,7 +177,7 @@ def test_chart_schema_file_is_the_prediction_logs_own_ddl() -> None:
     ],
 )
 def test_each_role_connects_to_its_own_databases_only(server: str, who: str, allowed) -> None:
-    for db in DATABASES.values():
+    for db in DATABASES:
         if db in allowed:
             with connect(server, who, db) as conn:
                 assert conn.execute("SELECT current_user").fetchone() == (ROLE[who],)

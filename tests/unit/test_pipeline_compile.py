@@ -158,6 +158,41 @@ def test_cluster_arguments_refuse_a_pod_local_tracking_store(tmp_path: Path, uri
         pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
 
 
+@pytest.mark.parametrize(
+    ("field", "uri", "setting"),
+    [
+        ("mlflow_tracking_uri", "http://shipway-pipeline:Canary-Pw-41@mlflow:5000", "TRACKING"),
+        ("mlflow_tracking_uri", "https://Canary-Pw-41@mlflow.example.com", "TRACKING"),
+        ("git_repo_url", "https://ci:Canary-Pw-41@git.example.com/r.git", "GIT_REPO_URL"),
+        ("git_repo_url", "https://Canary-Pw-41@github.com/o/r.git", "GIT_REPO_URL"),
+    ],
+)
+def test_cluster_arguments_refuse_credentials_in_run_parameters(
+    tmp_path: Path, field: str, uri: str, setting: str
+) -> None:
+    """Run parameters are visible in the Kubeflow UI and run records: credentials reach the
+    pods from Secrets through the environment, never through a parameter."""
+    values = {
+        "mlflow_tracking_uri": "http://mlflow:5000",
+        "git_repo_url": "https://g.example/r.git",
+    }
+    s = Settings(root=tmp_path, **{**values, field: uri})
+    with pytest.raises(ValueError, match=f"SHIPWAY_MLFLOW_{setting}|SHIPWAY_{setting}") as err:
+        pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
+    assert "Canary-Pw-41" not in str(err.value)
+    assert "carries credentials" in str(err.value)
+
+
+def test_cluster_arguments_accept_ssh_repositories(tmp_path: Path) -> None:
+    s = Settings(
+        root=tmp_path,
+        mlflow_tracking_uri="http://mlflow:5000",
+        git_repo_url="ssh://git@git.example.com/ml/shipway.git",
+    )
+    args = pipeline_arguments(s, "hotel_rates", "HEAD", cluster=True)
+    assert args["repo"] == "ssh://git@git.example.com/ml/shipway.git"
+
+
 def test_cluster_arguments_need_the_git_repository(tmp_path: Path) -> None:
     s = Settings(root=tmp_path, mlflow_tracking_uri="http://mlflow:5000", git_repo_url=None)
     with pytest.raises(ValueError, match="SHIPWAY_GIT_REPO_URL"):

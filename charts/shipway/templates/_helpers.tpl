@@ -190,7 +190,7 @@ imagePullSecrets:
 {{- define "shipway.pgKey" -}}
 {{- $ctx := index . 0 }}{{ $which := index . 1 }}
 {{- if $ctx.Values.postgresql.bundled }}
-{{- index (dict "mlflowBackendStoreUriKey" "mlflow-backend-store-uri" "mlflowAuthDatabaseUriKey" "mlflow-auth-database-uri" "feastRegistryUriKey" "feast-registry-uri" "predictionLogUriKey" "prediction-log-uri") $which }}
+{{- index (dict "mlflowBackendStoreUriKey" "mlflow-backend-store-uri" "mlflowAuthDatabaseUriKey" "mlflow-auth-database-uri" "feastRegistryUriKey" "feast-registry-uri" "predictionLogUriKey" "prediction-log-uri" "governancePredictionLogUriKey" "governance-prediction-log-uri") $which }}
 {{- else }}
 {{- index $ctx.Values.postgresql.external $which }}
 {{- end }}
@@ -346,8 +346,10 @@ prometheus.io/path: {{ index . 2 | quote }}
 Environment of the Shipway application containers. Non-secret settings come from the
 <fullname>-env ConfigMap; credentials from Secrets by reference. Arg: (dict "ctx" $
 "usecase" "hotel_rates" "apiToken" true "feastOnly" false "mlflowUser" "prediction"
-"noStores" false): apiToken adds SHIPWAY_API_TOKEN (prediction service only); feastOnly
-keeps just the Feast stores (feature server); mlflowUser logs in to MLflow as that
+"noStores" false "governanceLog" false): apiToken adds SHIPWAY_API_TOKEN (prediction
+service only); feastOnly keeps just the Feast stores (feature server, Feast jobs);
+governanceLog gives the prediction log's governance role (read, delete, locks: the monitor)
+in place of the service's (read, append); mlflowUser logs in to MLflow as that
 component's own user (shipway-<component>, its password from its own Secret; no
 mlflowUser: no MLflow credentials at all); noStores leaves out every store credential
 (the trigger reaches only the Kubeflow Pipelines API).
@@ -371,7 +373,7 @@ env:
     valueFrom:
       secretKeyRef:
         name: {{ include "shipway.postgresqlSecret" $ }}
-        key: {{ include "shipway.pgKey" (list $ "predictionLogUriKey") }}
+        key: {{ include "shipway.pgKey" (list $ (ternary "governancePredictionLogUriKey" "predictionLogUriKey" (eq (toString .governanceLog) "true"))) }}
   {{- end }}
   - name: SHIPWAY_FEAST_REGISTRY_PATH
     valueFrom:
