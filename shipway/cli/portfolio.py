@@ -15,6 +15,7 @@ from shipway.cli.app import UserError, app, console, friendly
 from shipway.core.settings import Settings, get_settings
 from shipway.governance.portfolio import (
     UseCaseStatus,
+    cost_text,
     drift_text,
     gate_summary,
     kpi_text,
@@ -33,7 +34,7 @@ def status_cmd(
     html: Annotated[bool, typer.Option(help="Also write <state_dir>/portfolio/index.html.")] = True,
 ) -> None:
     """The portfolio: per use case the champion, gate states, last drift, business KPI
-    against its target and the time from the spec's first commit to its first champion;
+    against its target, the serving cost per 1,000 predictions and the time from the spec's first commit to its first champion;
     under it the latest readiness assessment (shipway assess)."""
     from shipway.governance.portfolio import collect, write_report
 
@@ -108,6 +109,7 @@ def blocks(statuses: list[UseCaseStatus], legend: str) -> RenderableType:
                 ("gates", gate_summary(st)),
                 ("last drift", drift_text(st.drift)),
                 ("KPI", kpi_text(st.kpi)),
+                ("cost", cost_text(st.cost)),
                 ("to prod", lead_time_text(st)),
             ]
         grid = Table.grid(padding=(0, 2))

@@ -27,7 +27,9 @@ from shipway.governance import (
     DATA_READINESS,
     GATES,
     MODEL_VALIDATION,
+    PRODUCTION_READINESS,
     USE_CASE_APPROVAL,
+    cost,
 )
 from shipway.governance.facts import SPLITS, VersionFacts
 
@@ -133,6 +135,7 @@ def model_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
         ["gate", "status", "record"],
         [[g, _status(facts, g), facts.uris.get(g, "")] for g in GATES],
     )
+    lines += ["", *cost.card_section(facts.records.get(PRODUCTION_READINESS))]
     lines += ["", "## Approvals", ""]
     if facts.approvals:
         lines += _table(

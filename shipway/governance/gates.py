@@ -22,6 +22,7 @@ from shipway.governance import (
     POST_DEPLOYMENT_REVIEW,
     PRODUCTION_READINESS,
     USE_CASE_APPROVAL,
+    cost,
 )
 from shipway.governance.assessment import MIN_DATA_MATURITY, Maturity
 from shipway.governance.privacy import pii_criteria, representation
@@ -211,7 +212,8 @@ def data_readiness(
 def production_readiness(
     spec: UseCaseSpec, subject: dict[str, Any], probes: dict[str, Any]
 ) -> GateRecord:
-    """Earlier gates passed; the Bento builds and answers within budget with this model;
+    """Earlier gates passed; the Bento builds and answers within budget with this model
+    (latency, and the compute cost per 1,000 predictions when the spec sets a budget);
     a monitoring reference and checked alert rules exist; a rollback target exists (or
     this is, as a recorded fact, the first model of the use case)."""
     crit = [
@@ -238,6 +240,7 @@ def production_readiness(
             f"client-side, {s.get('requests', 0)} requests to the running Bento",
         )
     )
+    crit += cost.criteria(spec.acceptance.cost_budget, s.get("cost"))
     crit.append(Criterion("monitoring_reference", r["ok"], r.get("rows"), detail=r["detail"]))
     crit.append(Criterion("alert_rules", a["ok"], a.get("rules"), detail=a["detail"]))
     crit.append(rollback_criterion(rb))

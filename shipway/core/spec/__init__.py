@@ -17,7 +17,7 @@ section model is also added to ``UseCaseSpec`` (``usecase.py``) and re-exported 
 ``readiness``   data-readiness rules (validate stage, data-readiness gate)
 ``split``       train/validation/test windows and their lengths on a retraining
 ``model``       learner choice and the request fields the model must not take as inputs
-``acceptance``  model-validation gate criteria (metric, fairness, latency, ONNX, bounds)
+``acceptance``  gate criteria (metric, fairness, latency, ONNX, bounds, cost budget)
 ``monitoring``  drift/performance thresholds, monitoring window, retraining trigger rules
 ``governance``  approvals, post-deployment review, retention periods
 ``usecase``     ``UseCaseSpec``, the root: cross-field rules and derived artifact names
@@ -28,7 +28,7 @@ Callers import from the package (``from shipway.core.spec import UseCaseSpec``),
 from the modules, so moving a model between modules changes no call site.
 """
 
-from shipway.core.spec.acceptance import Acceptance, MetricBound
+from shipway.core.spec.acceptance import Acceptance, CostBudget, MetricBound
 from shipway.core.spec.base import NAME_RE, SpecError, Strict
 from shipway.core.spec.business import Approval, Objective, Owner, Portfolio, RiskLevel
 from shipway.core.spec.columns import Aggregate, Column, DType, Entity, EntityFeatures
@@ -59,6 +59,7 @@ __all__ = [
     "Approval",
     "Binning",
     "Column",
+    "CostBudget",
     "DType",
     "Derivations",
     "Entity",

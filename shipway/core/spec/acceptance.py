@@ -1,5 +1,7 @@
 """Acceptance criteria of the model-validation gate: the primary metric and threshold,
-champion margin, fairness, latency, robustness, ONNX parity and secondary metric bounds."""
+champion margin, fairness, latency, robustness, ONNX parity and secondary metric bounds;
+and the serving budgets the production-readiness gate holds a served candidate to
+(latency, and the optional compute cost per 1,000 predictions)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,36 @@ class MetricBound(Strict):
             raise ValueError(f"bound on {self.metric!r} needs 'min' or 'max'")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"bound on {self.metric!r}: min {self.min} > max {self.max}")
+        return self
+
+
+class CostBudget(Strict):
+    """What serving may cost, measured by the production-readiness smoke on the running
+    Bento: the CPU-seconds (user + system) of the whole serving process tree per 1,000
+    answered predictions, and its peak resident memory. Each limit is optional, but a
+    budget names at least one; numbers must be real YAML numbers (a quoted ``"2"`` is a
+    typo, not a limit), finite and above zero."""
+
+    cpu_seconds_per_1k: float | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Most CPU-seconds the service may spend per 1,000 /predict answers.",
+    )
+    memory_mb: float | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Most resident memory (MB, summed over the serving processes) at the "
+        "peak of the smoke.",
+    )
+
+    @model_validator(mode="after")
+    def _one_limit_at_least(self) -> CostBudget:
+        if self.cpu_seconds_per_1k is None and self.memory_mb is None:
+            raise ValueError("a cost budget needs 'cpu_seconds_per_1k' or 'memory_mb'")
         return self
 
 
@@ -64,6 +96,11 @@ class Acceptance(Strict):
     )
     decision_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Classification: probability cut-off for class 1."
+    )
+    cost_budget: CostBudget | None = Field(
+        default=None,
+        description="Compute cost the production-readiness gate enforces on the served "
+        "candidate; null (the default): the cost is measured and reported, not enforced.",
     )
     bounds: list[MetricBound] = Field(
         default_factory=list,

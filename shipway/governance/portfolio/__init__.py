@@ -14,7 +14,14 @@ registry, the readiness report and the monitor; ``text``: terminal texts and the
 ``report``: the HTML page and the matrix. Callers import from this package.
 """
 
-from shipway.governance.portfolio.model import GATES, Drift, GateState, Kpi, UseCaseStatus
+from shipway.governance.portfolio.model import (
+    GATES,
+    Cost,
+    Drift,
+    GateState,
+    Kpi,
+    UseCaseStatus,
+)
 from shipway.governance.portfolio.report import (
     STAGE_COLOR,
     matrix_png,
@@ -26,12 +33,14 @@ from shipway.governance.portfolio.sources import (
     collect,
     last_drift,
     readiness_gate,
+    serving_cost,
     spec_first_commit,
     status_of,
 )
 from shipway.governance.portfolio.text import (
     GATE_LETTER,
     STATE_MARK,
+    cost_text,
     drift_text,
     gate_summary,
     kpi_text,
@@ -44,12 +53,14 @@ __all__ = [
     "GATE_LETTER",
     "STAGE_COLOR",
     "STATE_MARK",
+    "Cost",
     "Drift",
     "GateState",
     "Kpi",
     "UseCaseStatus",
     "approval_gate",
     "collect",
+    "cost_text",
     "drift_text",
     "gate_summary",
     "kpi_text",
@@ -58,6 +69,7 @@ __all__ = [
     "matrix_png",
     "readiness_gate",
     "render_html",
+    "serving_cost",
     "spec_first_commit",
     "status_of",
     "table",

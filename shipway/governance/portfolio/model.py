@@ -1,6 +1,6 @@
 """What the portfolio shows: the gates in order, and per use case its status, gate
-states, KPI and last drift (plain data; collected by ``sources``, shown by ``text`` and
-``report``)."""
+states, KPI, serving cost and last drift (plain data; collected by ``sources``, shown by
+``text`` and ``report``)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,21 @@ class Kpi:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What serving the champion costs, from its production-readiness record (the smoke's
+    measurement on the served Bento), and whether it kept the budget it was held to."""
+
+    cpu_seconds_per_1k: float | None
+    memory_mb: float | None
+    within_budget: bool | None
+    source: str
+
+    @property
+    def budgeted(self) -> bool:
+        return self.within_budget is not None
+
+
+@dataclass(frozen=True)
 class Drift:
     """The monitor's last window of a use case (``results.json``)."""
 
@@ -82,6 +97,7 @@ class UseCaseStatus:
     gates: list[GateState] = field(default_factory=list)
     drift: Drift | None = None
     kpi: Kpi | None = None
+    cost: Cost | None = None
     spec_committed_at: datetime | None = None
     first_champion_version: str | None = None
     first_champion_at: datetime | None = None

@@ -11,7 +11,7 @@ from pathlib import Path
 from shipway.core.io import write_text
 from shipway.core.settings import Settings
 from shipway.governance.portfolio.model import GATES, UseCaseStatus
-from shipway.governance.portfolio.text import drift_text, kpi_text, lead_time_text
+from shipway.governance.portfolio.text import cost_text, drift_text, kpi_text, lead_time_text
 
 STAGE_COLOR = {
     "production": "#1a7f37",
@@ -69,7 +69,7 @@ def render_html(statuses: list[UseCaseStatus], png: bytes, generated_at: datetim
     for st in statuses:
         if st.error:
             rows.append(
-                f"<tr><td>{esc(st.name)}</td><td colspan=8 class=failed>{esc(st.error)}</td></tr>"
+                f"<tr><td>{esc(st.name)}</td><td colspan=9 class=failed>{esc(st.error)}</td></tr>"
             )
             continue
         cells = [
@@ -85,6 +85,7 @@ def render_html(statuses: list[UseCaseStatus], png: bytes, generated_at: datetim
             esc(drift_text(st.drift)),
             esc(kpi_text(st.kpi, long=True))
             + (f"<br><small>{esc(st.kpi.name)}</small>" if st.kpi else ""),
+            esc(cost_text(st.cost, long=True)),
             esc(lead_time_text(st)),
             f"{st.impact} × {st.feasibility}",
         ]
@@ -112,6 +113,7 @@ def render_html(statuses: list[UseCaseStatus], png: bytes, generated_at: datetim
             "gates",
             "last drift",
             "business KPI",
+            "serving cost",
             "spec commit → first champion",
             "impact × feasibility",
         )

@@ -1,6 +1,6 @@
 """Collecting the portfolio from the evidence that already exists: the spec, git, the
-registry and the gate records its versions link, the data-readiness report and the
-monitor's last results."""
+registry and the gate records its versions link (the serving cost included), the
+data-readiness report and the monitor's last results."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from shipway.core.evidence import verify
 from shipway.core.settings import Settings
 from shipway.core.spec import SpecError, UseCaseSpec
 from shipway.core.usecases import list_usecases, load_usecase
-from shipway.governance.portfolio.model import GATES, Drift, GateState, Kpi, UseCaseStatus
+from shipway.governance import cost
+from shipway.governance.portfolio.model import GATES, Cost, Drift, GateState, Kpi, UseCaseStatus
 
 
 def spec_first_commit(root: Path, spec_file: Path) -> datetime | None:
@@ -118,20 +119,38 @@ def _record_state(gate: str, record: dict[str, Any] | None, source: str) -> Gate
     return GateState(gate, "failed", "failed: " + ", ".join(failed[:4]), source)
 
 
-def _version_gates(client: Any, mv: Any) -> dict[str, GateState]:
+def _version_gates(client: Any, mv: Any) -> tuple[dict[str, GateState], dict[str, dict[str, Any]]]:
     """Gates a registered version links: the training pipeline's ``evidence`` tag (model
-    validation) and governance's ``evidence.<gate>`` tags, each record hash-verified."""
+    validation) and governance's ``evidence.<gate>`` tags, each record hash-verified;
+    their states, and the records that verified (by gate)."""
     tags = mv.tags or {}
     links = {k.removeprefix("evidence."): v for k, v in tags.items() if k.startswith("evidence.")}
     if "model_validation" not in links and tags.get("evidence"):
         links["model_validation"] = tags["evidence"]
-    out = {g: _record_state(g, _read_record(client, uri), uri) for g, uri in links.items()}
+    records = {g: _read_record(client, uri) for g, uri in links.items()}
+    out = {g: _record_state(g, records[g], uri) for g, uri in links.items()}
+    verified = {g: r for g, r in records.items() if r is not None and verify(r)}
     if "model_validation" not in out and "gate_passed" in tags:
         ok = tags["gate_passed"] == "true"
         out["model_validation"] = GateState(
             "model_validation", "passed" if ok else "failed", "gate_passed tag only", "tag"
         )
-    return out
+    return out, verified
+
+
+def serving_cost(record: dict[str, Any] | None, source: str) -> Cost | None:
+    """The serving cost a (verified) production-readiness record measured, and whether it
+    kept the budget the gate held it to (None: no budget was set)."""
+    c = cost.recorded(record)
+    if c is None:
+        return None
+    verdicts = [c[f"{k}_passed"] for k in ("cpu", "memory") if c.get(f"{k}_budget") is not None]
+    return Cost(
+        cpu_seconds_per_1k=c.get("cpu_seconds_per_1k"),
+        memory_mb=c.get("rss_peak_mb"),
+        within_budget=all(verdicts) if verdicts else None,
+        source=source,
+    )
 
 
 def _first_champion(
@@ -180,7 +199,11 @@ def _registry_facts(client: Any, spec: UseCaseSpec, status: UseCaseStatus) -> No
     status.champion = str(champ.version) if champ else None
     status.challenger = str(chall.version) if chall else None
     subject = champ or versions[-1]
-    gates = _version_gates(client, subject)
+    gates, records = _version_gates(client, subject)
+    status.cost = serving_cost(
+        records.get("production_readiness"),
+        f"{'champion' if champ else 'latest'} v{subject.version}, production-readiness smoke",
+    )
     status.gates = [
         gates.get(g) or next((s for s in status.gates if s.gate == g), GateState(g, "missing"))
         for g in GATES

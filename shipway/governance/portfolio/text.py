@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipway.governance.portfolio.model import GATES, Drift, Kpi, UseCaseStatus
+from shipway.governance.portfolio.model import GATES, Cost, Drift, Kpi, UseCaseStatus
 
 STATE_MARK = {"passed": "✓", "failed": "✗", "pending": "…", "missing": "–"}
 
@@ -31,6 +31,24 @@ def kpi_text(k: Kpi | None, long: bool = False) -> str:
         f"{k.metric} {value} vs target {_num(k.target)}, baseline {_num(k.baseline)} "
         f"{k.unit} ({k.source}){verdict}"
     )
+
+
+def cost_text(c: Cost | None, long: bool = False) -> str:
+    """``0.42 CPU-s · 310 MB``: serving CPU-seconds per 1,000 predictions and peak memory;
+    ✓/✗ when a budget was enforced."""
+    if c is None:
+        return "not measured"
+    cpu = "n/a" if c.cpu_seconds_per_1k is None else _num(c.cpu_seconds_per_1k)
+    mem = "n/a" if c.memory_mb is None else f"{c.memory_mb:,.0f}"
+    mark = "" if c.within_budget is None else (" ✓" if c.within_budget else " ✗")
+    if not long:
+        return f"{cpu} CPU-s · {mem} MB{mark}"
+    verdict = (
+        " — no budget set"
+        if c.within_budget is None
+        else (" — within budget" if c.within_budget else " — OVER budget")
+    )
+    return f"{cpu} CPU-seconds per 1,000 predictions, peak {mem} MB ({c.source}){verdict}"
 
 
 def _num(v: float) -> str:
@@ -64,15 +82,16 @@ def table(statuses: list[UseCaseStatus]) -> Any:
         title="Shipway portfolio",
         caption="gates: A approval, D data readiness, M model validation, P production "
         "readiness, R post-deployment review (✓ passed ✗ failed … pending – no record); "
-        "KPI: champion / target; to prod: spec's first commit -> first champion",
+        "KPI: champion / target; cost: serving CPU-seconds per 1,000 predictions · peak "
+        "memory (production-readiness smoke); to prod: spec's first commit -> first champion",
     )
     t.add_column("use case", no_wrap=True)
-    for col in ("stage", "risk", "champion", "gates", "last drift", "KPI", "to prod"):
+    for col in ("stage", "risk", "champion", "gates", "last drift", "KPI", "cost", "to prod"):
         t.add_column(col)
     t.add_column("I×F", justify="right")
     for st in statuses:
         if st.error:
-            t.add_row(st.name, "[red]error[/]", "", "", "", "", st.error, "", "")
+            t.add_row(st.name, "[red]error[/]", "", "", "", "", st.error, "", "", "")
             continue
         champ = f"v{st.champion}" if st.champion else "none"
         if st.latest and st.latest != st.champion:
@@ -85,6 +104,7 @@ def table(statuses: list[UseCaseStatus]) -> Any:
             gate_summary(st),
             drift_text(st.drift),
             kpi_text(st.kpi),
+            cost_text(st.cost),
             lead_time_text(st),
             f"{st.impact}×{st.feasibility}",
         )
