@@ -44,6 +44,10 @@ from shipway.governance.versions import (
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    import httpx
+
+    from shipway.core.launch import ServiceHandle
+
 BENTOFILE = "services/bentofile.yaml"
 RULES = "monitoring/prometheus/rules.yml"
 
@@ -348,7 +352,9 @@ def smoke(
     return result
 
 
-def _cost(http: Any, handle: Any, bodies: list[dict[str, Any]], n: int) -> dict[str, Any]:
+def _cost(
+    http: httpx.Client, handle: ServiceHandle, bodies: list[dict[str, Any]], n: int
+) -> dict[str, Any]:
     """Send ``n`` more /predict requests under a ``CostMeter`` on the serving process tree
     (read every 20 requests for the memory peak); the cost's facts, with the answers that
     were not 200 counted (they cost CPU too, but are no predictions)."""
