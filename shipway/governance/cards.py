@@ -286,6 +286,7 @@ def model_card_toolkit(spec: UseCaseSpec, facts: VersionFacts) -> dict[str, Any]
         for g, v in sorted(groups.items())
         if metric in v
     ]
+    metrics += cost.mct_metrics(facts.records.get(PRODUCTION_READINESS))
     splits = _splits(facts)
     data = [
         {

@@ -244,3 +244,17 @@ def card_section(record: Mapping[str, Any] | None) -> list[str]:
         f"| peak resident memory | {cost.get('rss_peak_mb', 0):.4g} MB (at start "
         f"{cost.get('rss_start_mb', 0):.4g} MB) | {budget('memory', 'MB')} |",
     ]
+
+
+def mct_metrics(record: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """The cost as Model Card Toolkit performance metrics (values are strings there), so
+    the standard-schema card carries it too; none without a measurement."""
+    c = recorded(record)
+    if c is None:
+        return []
+    where = "serving: production-readiness smoke"
+    pairs = (
+        (f"cpu_seconds_per_{PER}_predictions", c.get("cpu_seconds_per_1k")),
+        ("peak_resident_memory_mb", c.get("rss_peak_mb")),
+    )
+    return [{"type": t, "value": f"{v:.6g}", "slice": where} for t, v in pairs if v is not None]

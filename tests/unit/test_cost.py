@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from rich.console import Console
@@ -230,6 +231,20 @@ def test_the_model_card_shows_the_cost_and_the_budget(spec: UseCaseSpec) -> None
     section = cards.model_card(spec, _facts(_record(tight))).split("## Cost per prediction")[1]
     assert "budget 3 CPU-s: OVER" in section and "budget 500 MB: within" in section
     assert "Not measured" in cards.model_card(spec, _facts(None))
+
+
+def test_the_standard_schema_card_carries_the_cost(spec: UseCaseSpec) -> None:
+    card = json.loads(cards.render(spec, _facts(_record(spec)))["model_card.json"])
+    schema = json.loads(cards.MCT_SCHEMA.read_text())
+    jsonschema.validate(card, schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    perf = card["quantitative_analysis"]["performance_metrics"]
+    where = "serving: production-readiness smoke"
+    assert {"type": "cpu_seconds_per_1000_predictions", "value": "4.5", "slice": where} in perf
+    assert {"type": "peak_resident_memory_mb", "value": "420", "slice": where} in perf
+    bare = json.loads(cards.render(spec, _facts(None))["model_card.json"])
+    assert not [
+        m for m in bare["quantitative_analysis"]["performance_metrics"] if m["slice"] == where
+    ]
 
 
 def test_status_reads_the_verified_record_and_shows_cost_next_to_the_kpi(
