@@ -4,18 +4,17 @@ model card and ``shipway status`` show that measurement."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from typer.testing import CliRunner
 
-from shipway.cli.portfolio import print_status
+from shipway.cli import app
 from shipway.core import registry
 from shipway.core.evidence import verify
-from shipway.core.settings import Settings
+from shipway.core.settings import Settings, get_settings
 from shipway.governance import cost
 from shipway.governance import portfolio as pf
 from shipway.governance.versions import read_uri
@@ -62,7 +61,14 @@ def test_the_real_smoke_measures_serving_cost_and_card_and_status_show_it(
         None,
         f"champion v{version}, production-readiness smoke",
     )
-    buf = io.StringIO()
-    print_status([st], Console(file=buf, width=80))
-    row = next(ln for ln in buf.getvalue().splitlines() if ln.startswith(f"│ {NAME}"))
+    # the command itself, on that copy
+    copy.export_env()  # restored after the test (conftest's autouse fixture)
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, ["status", "-u", NAME, "--no-html"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    row = next(ln for ln in out.output.splitlines() if ln.startswith(f"│ {NAME}"))
     assert pf.cost_text(st.cost) in row and pf.kpi_text(st.kpi) in row
+    assert row.index(pf.kpi_text(st.kpi)) < row.index(pf.cost_text(st.cost))
