@@ -15,7 +15,9 @@ from shipway.cli import app
 from shipway.core import registry
 from shipway.core.evidence import verify
 from shipway.core.settings import Settings, get_settings
-from shipway.governance import cost
+from shipway.core.spec import UseCaseSpec
+from shipway.core.usecases import load_usecase
+from shipway.governance import cost, gates
 from shipway.governance import portfolio as pf
 from shipway.governance.versions import read_uri
 from tests.conftest import registry_copy
@@ -46,6 +48,14 @@ def test_the_real_smoke_measures_serving_cost_and_card_and_status_show_it(
     assert crit[cost.CPU_CRITERION]["value"] == c["cpu_seconds_per_1k"]
     assert crit[cost.MEMORY_CRITERION]["value"] == c["rss_peak_mb"]
     assert crit[cost.CPU_CRITERION]["passed"] and crit[cost.MEMORY_CRITERION]["passed"]
+
+    # the same measurement judged against budgets: over one fails naming it, under passes
+    spec = load_usecase(NAME, settings).model_dump()
+    spec["acceptance"]["cost_budget"] = {"cpu_seconds_per_1k": c["cpu_seconds_per_1k"] / 2}
+    over = gates.production_readiness(UseCaseSpec.model_validate(spec), {}, rec["facts"])
+    assert [x.name for x in over.failures] == [cost.CPU_CRITERION]
+    spec["acceptance"]["cost_budget"] = {"memory_mb": c["rss_peak_mb"] * 2}
+    assert gates.production_readiness(UseCaseSpec.model_validate(spec), {}, rec["facts"]).passed
 
     card = read_uri(mv.tags["model_card"], client).decode()
     section = card.split("## Cost per prediction", 1)[1].split("\n## ", 1)[0]

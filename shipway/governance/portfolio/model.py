@@ -63,10 +63,6 @@ class Cost:
     within_budget: bool | None
     source: str
 
-    @property
-    def budgeted(self) -> bool:
-        return self.within_budget is not None
-
 
 @dataclass(frozen=True)
 class Drift:
