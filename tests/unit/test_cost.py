@@ -4,6 +4,7 @@ is shown (model card, ``shipway status``)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -200,6 +201,14 @@ def test_a_budget_loads_with_either_limit(tmp_path: Path) -> None:
     assert loaded.acceptance.cost_budget is not None
     assert loaded.acceptance.cost_budget.cpu_seconds_per_1k == 8.0
     assert loaded.acceptance.cost_budget.memory_mb is None
+
+
+def test_a_spec_without_a_budget_hashes_as_before_the_field_existed(spec: UseCaseSpec) -> None:
+    before = spec.model_dump(mode="json")
+    del before["acceptance"]["cost_budget"]  # the spec's shape before this field
+    old = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert spec.content_hash() == old  # lineage still finds older versions' specs
+    assert _budgeted(spec, memory_mb=900.0).content_hash() != old
 
 
 # ---- where it is shown ----

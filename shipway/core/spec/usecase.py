@@ -174,6 +174,11 @@ class UseCaseSpec(Strict):
         return f"{self.name}__{entity}_stats"
 
     def content_hash(self) -> str:
-        """Stable hash of the validated spec, recorded as lineage on every model."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable hash of the validated spec, recorded as lineage on every model.
+
+        An unset ``acceptance.cost_budget`` (added after versions were registered) is left
+        out, so a spec that sets none hashes as it did before the field existed and
+        ``shipway lineage`` still finds the spec of those versions by their ``spec_hash``."""
+        unset = {"acceptance": {"cost_budget"}} if self.acceptance.cost_budget is None else None
+        payload = json.dumps(self.model_dump(mode="json", exclude=unset), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
