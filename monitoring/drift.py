@@ -7,24 +7,30 @@ column gets an *effect-size* distance with a fixed threshold, independent of win
 
 - continuous numbers: Wasserstein distance normed by the reference's standard deviation
   (0.1 = the mass moved a tenth of a standard deviation);
-- categories, and numbers with at most ``MAX_DISCRETE_VALUES`` distinct reference values
+- categories, and numbers with at most ``profile.MAX_DISCRETE_VALUES`` distinct reference values
   (flags, small counts): Jensen-Shannon distance between the frequency tables.
 
 Why summaries: a window can be larger than memory. ``WindowDrift`` takes the window in
 chunks and keeps, per column, a mergeable summary sized by the reference
-(``monitoring.sketch``); the distances come from the summaries, so every row of the
-window counts and a window cut into chunks gives the same verdicts as the whole window
-at once. The Jensen-Shannon distance is exactly Evidently's; the Wasserstein distance is
-exactly Evidently's for values on the reference's support and otherwise within the
-bound ``NumberSketch.error_bound`` computes (tests/unit/test_monitor_sketch.py). The share
-of drifted features is compared with the spec's ``drift_share_threshold``. Evidently
-still renders the report page, from a uniform sample of at most ``max_rows`` rows per
-side (seeded, the same rows however the window was chunked): the page is for reading,
-the verdicts are the summaries'.
+(``monitoring.sketch``) on the reference's profile, which is computed once per model
+version (``monitoring.profile``): a window only sorts and counts its own rows. The
+distances come from the summaries, so every row of the window counts and a window cut
+into chunks gives the same scores as the whole window at once. Both are *exact*
+(equal to Evidently's and to a direct numpy computation on every row): the
+Jensen-Shannon distance from the counts alone; the Wasserstein distance from counts and
+sums plus the values of the few gaps where the two CDFs cross, taken from the sorted
+values kept while the window has at most ``KEEP_ROWS`` rows, or else from a second read
+of the window (``needs_pass``/``refine``; ``run_window`` does it). Without that second
+read the score is an estimate and carries its ``error_bound``. The share of drifted
+features is compared with the spec's ``drift_share_threshold``. Evidently still renders
+the report page, from a uniform sample of at most ``max_rows`` rows per side (seeded,
+the same rows however the window was chunked): the page is for reading, the verdicts
+are the summaries'.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,18 +38,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitoring.profile import PREDICTION, ReferenceProfile
 from monitoring.sketch import CategorySketch, ColumnSketch, NumberSketch
 from shipway.core.spec import UseCaseSpec
+
+log = logging.getLogger(__name__)
 
 NUMERICAL_METHOD = "wasserstein"
 CATEGORICAL_METHOD = "jensenshannon"
 DRIFT_THRESHOLD = 0.1
 """Distance from which one column counts as drifted (Evidently's default for both tests)."""
-MAX_DISCRETE_VALUES = 5
-"""Numeric columns with at most this many distinct reference values are compared as
-categories: a Wasserstein distance normed by the std of a 0/1 flag is unstable."""
 DEFAULT_MAX_ROWS = 50_000
-PREDICTION = "prediction"
+KEEP_ROWS = 2_000_000
+"""Window rows whose sorted numeric values are kept for the exact distance; a larger
+window drops them and needs a second read of the crossing gaps (``WindowDrift.refine``)."""
 ALL_MISSING = "all_missing"
 
 
@@ -57,6 +65,8 @@ class ColumnDrift:
     threshold: float
     score: float
     drifted: bool
+    error_bound: float = 0.0
+    """Largest possible error of ``score``: 0 when exact (the default path)."""
 
 
 @dataclass(frozen=True)
@@ -90,16 +100,6 @@ class DriftResult:
         d = asdict(self)
         d.update(share=self.share, dataset_drift=self.dataset_drift, drifted=self.drifted)
         return d
-
-
-def column_kinds(spec: UseCaseSpec, reference: pd.DataFrame, columns: list[str]) -> dict[str, str]:
-    """``categorical`` or ``numerical`` per column, from the spec and the reference."""
-    kinds = {}
-    for c in columns:
-        discrete = reference[c].nunique(dropna=True) <= MAX_DISCRETE_VALUES
-        is_cat = c in spec.categorical_features or (c != PREDICTION and discrete)
-        kinds[c] = "categorical" if is_cat else "numerical"
-    return kinds
 
 
 def sample(frame: pd.DataFrame, max_rows: int | None, seed: int = 0) -> pd.DataFrame:
@@ -165,9 +165,15 @@ def _report(
 class WindowDrift:
     """Drift of one window against a reference, fed chunk by chunk (``add``).
 
-    Memory: the reference, one summary per column sized by the reference's distinct
-    values, and the report's sample; never the window. ``result`` may be called once all
-    chunks are added.
+    Memory: the reference, its profile (one summary per column sized by the reference's
+    distinct values), the report's sample and, while the window has at most
+    ``keep_rows`` rows, its sorted numeric values (for the exact distance); never more
+    of the window. A larger window's exact distances need a second read: while
+    ``needs_pass()``, feed the same chunks again to ``refine``. ``result`` may be called
+    once all chunks are added (and refined).
+
+    ``profile``: the reference's summaries, computed once per model version
+    (``monitoring.profile.cached_profile``); built here from ``reference`` when None.
     """
 
     def __init__(
@@ -178,33 +184,55 @@ class WindowDrift:
         features: list[str] | None = None,
         max_rows: int | None = DEFAULT_MAX_ROWS,
         seed: int = 0,
+        keep_rows: int | None = KEEP_ROWS,
+        profile: ReferenceProfile | None = None,
     ) -> None:
         self.spec, self.reference = spec, reference
         self.names = list(features or spec.model_feature_names)
-        self.skipped = [c for c in self.names if reference[c].notna().sum() == 0]
-        cols = [c for c in self.names if c not in self.skipped]
-        if PREDICTION in reference.columns:
-            cols.append(PREDICTION)
-        self.kinds = column_kinds(spec, reference, cols)
-        self.sketches: dict[str, ColumnSketch] = {
-            c: (
-                CategorySketch.of_reference(reference[c])
-                if k == "categorical"
-                else NumberSketch.of_reference(reference[c])
-            )
-            for c, k in self.kinds.items()
-        }
-        self.max_rows, self.seed = max_rows, seed
+        if profile is None:
+            profile = ReferenceProfile.build(spec, reference, self.names)
+        self.kinds = profile.kinds
+        self.skipped = [c for c in self.names if c not in self.kinds]
+        self.sketches: dict[str, ColumnSketch] = profile.fresh()
+        self.max_rows, self.seed, self.keep_rows = max_rows, seed, keep_rows
         self.sample = Reservoir(max_rows, seed + 1)
         self.rows = 0
+
+    def _numbers(self) -> list[NumberSketch]:
+        return [sk for sk in self.sketches.values() if isinstance(sk, NumberSketch)]
+
+    def _keeping(self) -> bool:
+        return self.keep_rows is None or self.rows <= self.keep_rows
 
     def add(self, current: pd.DataFrame) -> None:
         """Count one chunk of the window (model-frame columns, optional prediction)."""
         cols = [c for c in self.sketches if c != PREDICTION or PREDICTION in current.columns]
-        for c in cols:
-            self.sketches[c].add(current[c])
         self.rows += len(current)
+        keep = self._keeping()
+        for c in cols:
+            sk = self.sketches[c]
+            if isinstance(sk, NumberSketch):
+                sk.add(current[c], keep=keep)
+            else:
+                sk.add(current[c])
+        if not keep:
+            for sk in self._numbers():
+                sk.drop_kept()
         self.sample.add(current[cols])
+
+    def needs_pass(self) -> bool:
+        """Whether the exact distances need the window read again (through ``refine``):
+        only when it outgrew ``keep_rows`` and some column's CDFs cross between two
+        reference values."""
+        return any(sk.needs_values() for sk in self._numbers())
+
+    def refine(self, current: pd.DataFrame) -> None:
+        """One chunk of the second read: collect the values of the crossing gaps."""
+        for c, sk in self.sketches.items():
+            if not isinstance(sk, NumberSketch) or c not in current.columns:
+                continue
+            if sk.refined is not None or sk.needs_values():  # begun, or to begin
+                sk.refine(current[c])
 
     def merge(self, other: WindowDrift) -> None:
         """Fold in the drift state of another part of the same window (e.g. a shard).
@@ -213,11 +241,27 @@ class WindowDrift:
         for c, sk in self.sketches.items():
             sk.merge(other.sketches[c])  # type: ignore[arg-type]  # same kind per column
         self.rows += other.rows
+        if not self._keeping():
+            for n in self._numbers():
+                n.drop_kept()
+
+    def _wasserstein(self, name: str, sk: NumberSketch) -> tuple[float, str, float]:
+        """The exact score, or the estimate and its bound when the second read of the
+        window did not hold the rows of the first (rows logged in between)."""
+        try:
+            return sk.wasserstein(), NUMERICAL_METHOD, sk.error_bound()
+        except ValueError:
+            log.warning("%s: the window changed between its two reads; score estimated", name)
+            sk.refined = None
+            return sk.wasserstein(), NUMERICAL_METHOD, sk.error_bound()
 
     def result(
         self, drift_share: float | None = None, *, report: bool = True
     ) -> tuple[DriftResult, Any]:
-        """The verdicts from the summaries, and Evidently's snapshot of the samples."""
+        """The verdicts from the summaries, and Evidently's snapshot of the samples.
+
+        Exact unless the window outgrew ``keep_rows`` and was not refined: then each
+        numeric score carries the ``error_bound`` of its estimate."""
         tested = [c for c in self.names if c in self.sketches and self.sketches[c].rows > 0]
         empty = [c for c in self.names if c in self.sketches and c not in tested]
         pred = self.sketches.get(PREDICTION)
@@ -225,10 +269,12 @@ class WindowDrift:
         found = {}
         for c in columns:
             sk = self.sketches[c]
-            score = sk.jensenshannon() if isinstance(sk, CategorySketch) else sk.wasserstein()
-            method = CATEGORICAL_METHOD if isinstance(sk, CategorySketch) else NUMERICAL_METHOD
+            if isinstance(sk, CategorySketch):
+                score, method, bound = sk.jensenshannon(), CATEGORICAL_METHOD, 0.0
+            else:
+                score, method, bound = self._wasserstein(c, sk)
             found[c] = ColumnDrift(
-                c, self.kinds[c], method, DRIFT_THRESHOLD, score, score >= DRIFT_THRESHOLD
+                c, self.kinds[c], method, DRIFT_THRESHOLD, score, score >= DRIFT_THRESHOLD, bound
             )
         for c in empty:
             found[c] = ColumnDrift(c, "missing", ALL_MISSING, DRIFT_THRESHOLD, 1.0, True)

@@ -23,9 +23,10 @@ import pandas as pd
 
 from monitoring.accrual import new_labels
 from monitoring.challenger import Comparison, compare_window
-from monitoring.drift import DEFAULT_MAX_ROWS, PREDICTION, DriftResult, WindowDrift
+from monitoring.drift import DEFAULT_MAX_ROWS, KEEP_ROWS, PREDICTION, DriftResult, WindowDrift
 from monitoring.exporter import MonitorMetrics
-from monitoring.reference import Reference, load_reference, monitoring_dir
+from monitoring.profile import ReferenceProfile
+from monitoring.reference import Reference, load_reference, monitoring_dir, reference_profile
 from monitoring.report import window_dirname, write_window
 from monitoring.window import MIN_DRIFT_ROWS, WindowResult
 from shipway.core.modelframe import model_frame
@@ -83,8 +84,15 @@ class WindowTally:
     Chunks give the same result as the whole window at once (tests/unit/test_monitor_chunks.py).
     """
 
-    def __init__(self, spec: UseCaseSpec, ref: Reference, max_rows: int | None) -> None:
-        self.spec, self.ref = spec, ref
+    def __init__(
+        self,
+        spec: UseCaseSpec,
+        ref: Reference,
+        max_rows: int | None,
+        profile: ReferenceProfile | None = None,
+        keep_rows: int | None = KEEP_ROWS,
+    ) -> None:
+        self.spec, self.ref, self.profile, self.keep_rows = spec, ref, profile, keep_rows
         self.rows = {"logged": 0, "served": 0, "shadow": 0, "labelled": 0}
         self.versions: set[str] = set()
         self.max_rows = max_rows
@@ -101,13 +109,34 @@ class WindowTally:
         self.rows["labelled"] += int(actual[served.index][is_champ].notna().sum())
         self.versions.update(chunk["model_version"].astype(str).unique().tolist())
         if len(served):
-            cur = current_frame(self.spec, served)
-            cur[PREDICTION] = cur[PREDICTION].where(is_champ.to_numpy())
             if self.drift is None:
-                self.drift = WindowDrift(self.spec, self.ref.frame, max_rows=self.max_rows)
-            self.drift.add(cur)
+                self.drift = WindowDrift(
+                    self.spec,
+                    self.ref.frame,
+                    max_rows=self.max_rows,
+                    profile=self.profile,
+                    keep_rows=self.keep_rows,
+                )
+            self.drift.add(self._drift_frame(served))
         keep = actual.notna() | (chunk["mode"] == "shadow")
         self.kept.append(chunk.loc[keep, LOG_COLUMNS])
+
+    def _drift_frame(self, served: pd.DataFrame) -> pd.DataFrame:
+        """Served rows as the model saw them, with only the champion's predictions."""
+        cur = current_frame(self.spec, served)
+        cur[PREDICTION] = cur[PREDICTION].where(served["variant"].eq("champion").to_numpy())
+        return cur
+
+    def needs_pass(self) -> bool:
+        """Whether exact drift needs the window read again (``refine``): a window larger
+        than the drift's ``keep_rows`` whose distributions cross the reference's."""
+        return self.drift is not None and self.drift.needs_pass()
+
+    def refine(self, chunk: pd.DataFrame) -> None:
+        """One chunk of the second read of the window (drift only)."""
+        served = chunk[chunk["mode"] == "served"]
+        if self.drift is not None and len(served):
+            self.drift.refine(self._drift_frame(served))
 
     def finish(
         self, *, report: bool = True, n_boot: int = 1000
@@ -151,17 +180,21 @@ def run_window(
 
     ``by`` is ``ts`` (when it was logged) or ``event_time`` (the business time the
     prediction was about). The window is read ``chunk_rows`` rows at a time (``None``: at
-    once), so its size is not bounded by memory. Writes report.html, summary.html and results.json under
+    once), so its size is not bounded by memory; a window larger than the drift's
+    ``keep_rows`` is read a second time for the exact distances (``WindowDrift``). Writes report.html, summary.html and results.json under
     ``<state>/monitoring/<usecase>/<window-end>/`` unless ``write`` is False.
     """
     if by not in ("ts", "event_time"):
         raise ValueError(f"by must be 'ts' or 'event_time', not {by!r}")
     s, e = window_bounds(spec, start, end, length)
     ref = load_reference(settings, spec)
-    tally = WindowTally(spec, ref, max_rows)
+    tally = WindowTally(spec, ref, max_rows, reference_profile(settings, spec, ref))
     log_ = plog or PredictionLog(settings.prediction_log)
     for chunk in log_.iter_window(spec.name, s, e, by=by, chunk_rows=chunk_rows):
         tally.add(chunk)
+    if tally.needs_pass():  # a window larger than memory: read the crossing gaps again
+        for chunk in log_.iter_window(spec.name, s, e, by=by, chunk_rows=chunk_rows):
+            tally.refine(chunk)
     drift, snapshot, perf, challenger = tally.finish()
     accrued = new_labels(spec, ref, log_)
     result = WindowResult(

@@ -5,7 +5,8 @@ frame, plus ``prediction``, ``actual``, ``event_timestamp`` and entity keys) and
 run metrics ``validation_<metric>``. Drift and performance are measured against exactly
 these, so "drift" means "different from what the gate accepted", not from some other
 sample. Downloads are cached per version under the state dir: a looping monitor must not
-fetch the same artifact every few minutes.
+fetch the same artifact every few minutes; so is the reference's drift profile
+(``reference_profile``), which every window would otherwise recompute.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from monitoring.profile import ReferenceProfile, cached_profile, file_digest
 from shipway.core import metrics, registry
 from shipway.core.redaction import redact
 from shipway.core.settings import Settings
@@ -48,6 +50,8 @@ class Reference:
     """End (exclusive) of the version's training window; None when not recorded."""
     training_rows: int | None = None
     """Rows the version trained on; None when not recorded."""
+    digest: str = ""
+    """SHA-256 of the reference file: the key of its cached drift profile ("": none)."""
 
 
 def monitoring_dir(settings: Settings, spec: UseCaseSpec) -> Path:
@@ -134,4 +138,18 @@ def load_reference(settings: Settings, spec: UseCaseSpec, version: str | None = 
         trained_at=_trained_at(dict(mv.tags), run.info.start_time),
         trained_before=trained_before,
         training_rows=training_rows,
+        digest=file_digest(cache),
     )
+
+
+def reference_profile(
+    settings: Settings, spec: UseCaseSpec, ref: Reference, names: list[str] | None = None
+) -> ReferenceProfile:
+    """The drift profile of ``ref`` (sorted values, counts, std per column), built once
+    per model version and reference file, then read from
+    ``references/v<version>/profile.*``; built in memory when the reference has no digest."""
+    names = list(names or spec.model_feature_names)
+    if not ref.digest:
+        return ReferenceProfile.build(spec, ref.frame, names)
+    directory = monitoring_dir(settings, spec) / "references" / f"v{ref.version}"
+    return cached_profile(directory, ref.digest, spec, ref.frame, names)

@@ -9,6 +9,7 @@ of the log, not a model.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,19 @@ def logged(spec: UseCaseSpec, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return {"plog": plog, "reference": reference, "rows": n, "labelled": labelled}
 
 
-def tally(spec: UseCaseSpec, logged: dict[str, Any], chunk_rows: int | None) -> WindowTally:
-    t = WindowTally(spec, logged["reference"], max_rows=300)
-    chunks = logged["plog"].iter_window(
+def tally(
+    spec: UseCaseSpec, logged: dict[str, Any], chunk_rows: int | None, **kw: Any
+) -> WindowTally:
+    t = WindowTally(spec, logged["reference"], max_rows=300, **kw)
+    for chunk in logged["plog"].iter_window(
         spec.name, DAY, DAY + timedelta(days=1), chunk_rows=chunk_rows
-    )
-    for chunk in chunks:
+    ):
         t.add(chunk)
+    if t.needs_pass():  # as run_window does for a window larger than memory
+        for chunk in logged["plog"].iter_window(
+            spec.name, DAY, DAY + timedelta(days=1), chunk_rows=chunk_rows
+        ):
+            t.refine(chunk)
     return t
 
 
@@ -124,3 +131,39 @@ def test_chunked_window_equals_the_window_in_memory(
     assert perf_b == perf_a and perf_b is not None and perf_b.rows == chunked.rows["labelled"]
     assert ch_b == ch_a and ch_b is not None and ch_b.design == "paired"
     assert ch_b.rows_champion == int(logged["labelled"][::3].sum())  # labelled pairs
+
+
+def test_a_window_larger_than_memory_is_read_twice_for_the_same_exact_drift(
+    spec: UseCaseSpec, logged: dict[str, Any]
+) -> None:
+    """keep_rows=100: the sorted values are dropped after the first chunk; the crossing
+    gaps' values come from a second read of the log, and the scores equal the in-memory
+    window's exactly (none carries an error bound). The reference's predictions get a
+    little noise, so the served ones fall between them and the two CDFs cross."""
+    ref: Reference = logged["reference"]
+    frame = ref.frame.copy()
+    noise = np.random.default_rng(2).normal(0, 3, len(frame))
+    frame[PREDICTION] = frame[PREDICTION] + noise
+    noisy = {**logged, "reference": replace(ref, frame=frame)}
+    in_memory = tally(spec, noisy, None).finish(report=False, n_boot=10)[0]
+    probe = WindowTally(spec, noisy["reference"], max_rows=300, keep_rows=100)
+    for chunk in logged["plog"].iter_window(
+        spec.name, DAY, DAY + timedelta(days=1), chunk_rows=173
+    ):
+        probe.add(chunk)
+    assert probe.needs_pass()  # the window outgrew keep_rows and the predictions cross
+    estimate = probe.finish(report=False, n_boot=10)[0]
+    assert estimate is not None and estimate.prediction is not None
+    assert estimate.prediction.error_bound > 0
+    twice = tally(spec, noisy, 173, keep_rows=100).finish(report=False, n_boot=10)[0]
+    assert in_memory is not None and twice is not None
+    for a, b in zip(
+        [*in_memory.features, in_memory.prediction],
+        [*twice.features, twice.prediction],
+        strict=True,
+    ):
+        assert a is not None and b is not None and a.name == b.name and b.error_bound == 0.0
+        assert b.score == pytest.approx(a.score, rel=1e-12, abs=1e-15), a.name
+    assert abs(estimate.prediction.score - in_memory.prediction.score) <= (
+        estimate.prediction.error_bound + 1e-12
+    )

@@ -15,10 +15,10 @@ from monitoring.drift import (
     CATEGORICAL_METHOD,
     NUMERICAL_METHOD,
     WindowDrift,
-    column_kinds,
     compute_drift,
     sample,
 )
+from monitoring.profile import column_kinds
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.core.usecases import load_usecase
