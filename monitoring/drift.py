@@ -249,11 +249,12 @@ class WindowDrift:
         """The exact score, or the estimate and its bound when the second read of the
         window did not hold the rows of the first (rows logged in between)."""
         try:
-            return sk.wasserstein(), NUMERICAL_METHOD, sk.error_bound()
+            score, bound = sk.distance()
         except ValueError:
             log.warning("%s: the window changed between its two reads; score estimated", name)
             sk.refined = None
-            return sk.wasserstein(), NUMERICAL_METHOD, sk.error_bound()
+            score, bound = sk.distance()
+        return score, NUMERICAL_METHOD, bound
 
     def result(
         self, drift_share: float | None = None, *, report: bool = True

@@ -61,6 +61,7 @@ class NumberSketch:
     missing: int = 0
     kept: list[np.ndarray] | None = field(default=None, repr=False)
     refined: list[np.ndarray] | None = field(default=None, repr=False)
+    _cross: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def of_reference(cls, reference: pd.Series) -> NumberSketch:
@@ -84,12 +85,15 @@ class NumberSketch:
         """The chunk's non-missing values as sorted float64, and how many were missing.
 
         Sorting first makes the binary searches below walk the support in order, which
-        is several times faster than searching unsorted values."""
-        x = pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)
-        nan = np.isnan(x)
+        is several times faster than searching unsorted values; sorting before widening
+        to float64 keeps a float32 model-frame column's faster sort."""
+        x = pd.Series(values).to_numpy()
+        if x.dtype.kind not in "fiu":  # nullable or object columns: as floats
+            x = pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)
+        nan = np.isnan(x) if x.dtype.kind == "f" else np.zeros(len(x), bool)
         x = x[~nan] if nan.any() else x.copy()
-        x.sort()
-        return x, int(nan.sum())
+        x.sort()  # in the column's own type (float32 sorts faster), then widened:
+        return x.astype(np.float64, copy=False), int(nan.sum())  # widening keeps the order
 
     def add(self, values: pd.Series | np.ndarray, *, keep: bool = False) -> None:
         """Count one chunk's values (missing ones separately); ``keep`` its sorted values."""
@@ -158,9 +162,12 @@ class NumberSketch:
 
     def refine(self, values: pd.Series | np.ndarray) -> None:
         """Collect, from one chunk of a second read of the window, the values that fall
-        in crossing gaps (few: the CDFs cross in a few gaps, each holding few values)."""
+        in crossing gaps (few: the CDFs cross in a few gaps, each holding few values).
+        The gaps are found once, at the first chunk: the counts do not change."""
+        if self.refined is None or self._cross is None:
+            self.refined, self._cross = [], self.crossing()
         x, _ = self._sorted(values)
-        self.refined = [*(self.refined or []), self._take(x, self.crossing())]
+        self.refined.append(self._take(x, self._cross))
 
     def _crossing_values(self, cross: np.ndarray) -> np.ndarray | None:
         """The sorted values of the crossing gaps, from what is kept or refined (None:
@@ -218,6 +225,11 @@ class NumberSketch:
         inner[c] = first + np.bincount(gap, weights=pieces, minlength=len(c))
         return float(below + above + inner.sum()), 0.0
 
+    def distance(self) -> tuple[float, float]:
+        """``wasserstein()`` and ``error_bound()`` in one computation."""
+        w, bound = self._distance()
+        return w / self.norm(), bound / self.norm()
+
     def wasserstein(self) -> float:
         """Wasserstein-1 distance between reference and window over the reference's std:
         exact with the crossing gaps' values (kept or refined), else the estimate."""
@@ -249,10 +261,13 @@ class CategorySketch:
         )
 
     def add(self, values: pd.Series) -> None:
-        nan = values.isna().to_numpy()
-        self.missing += int(nan.sum())
-        codes = self.categories.get_indexer(values[~nan])
-        codes[codes < 0] = len(self.categories)  # unseen in the reference: one bucket
+        codes = self.categories.get_indexer(values)
+        other = np.flatnonzero(codes < 0)  # missing or unseen: only these are checked
+        if len(other):
+            nan = pd.Series(values).iloc[other].isna().to_numpy()
+            self.missing += int(nan.sum())
+            codes[other] = len(self.categories)  # unseen in the reference: one bucket
+            codes = np.delete(codes, other[nan])
         self.counts += np.bincount(codes, minlength=len(self.counts))
 
     def merge(self, other: CategorySketch) -> None:

@@ -207,6 +207,9 @@ def test_categorical_distance_is_the_exact_one_on_random_data(seed: int) -> None
     q = (cur[:, None] == keys).sum(0) / len(cur)
     exact = float(distance.jensenshannon(p, q))
     sk = CategorySketch.of_reference(pd.Series(ref))
-    for part in np.array_split(cur, 4):
+    holes = cur.astype(object)
+    holes[:: 7 + seed] = None  # missing values: counted apart, not in the table
+    for part in np.array_split(np.concatenate([cur, holes[holes == None]]), 4):  # noqa: E711
         sk.add(pd.Series(part))
+    assert sk.missing == int((holes == None).sum()) and sk.rows == len(cur)  # noqa: E711
     assert sk.jensenshannon() == pytest.approx(exact, rel=1e-9, abs=1e-12)
