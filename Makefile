@@ -92,7 +92,7 @@ bench-serving: $(STAMP) ## /predict vs the bare floor (wrk, A/B rounds, 1+2 work
 	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.report serving
 
-bench-drift: $(STAMP) ## drift on 1M x 20 vs per-column scipy statistics
+bench-drift: $(STAMP) ## drift on 1M x 20 and 10M x 20 vs the numpy floor on the same rows (+ peak RSS)
 	$(BIN)/python -m benchmarks.drift
 
 LOAD_MINUTES ?= 5
