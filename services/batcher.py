@@ -42,6 +42,15 @@ class Coalescer(Generic[T, R]):
             self._task = asyncio.create_task(self._drain())  # keep a reference: no GC
         return await fut
 
+    async def submit_all(self, items: Sequence[T]) -> list[R | BaseException]:
+        """Score several items (they join the same batches); each result or its exception."""
+        if len(items) == 1:  # /predict: no gather task on the hot path
+            try:
+                return [await self.submit(items[0])]
+            except Exception as exc:
+                return [exc]
+        return list(await asyncio.gather(*(self.submit(i) for i in items), return_exceptions=True))
+
     async def _drain(self) -> None:
         try:
             while self._queue:

@@ -79,6 +79,9 @@ class Job:
     row: dict[str, Any]
     request_id: str
     received: float
+    variant: str | None = None
+    """Force the champion or challenger for this row (the OIP's version routes); None:
+    routed by the traffic split as usual."""
 
 
 def settle_heap() -> int:
@@ -251,7 +254,10 @@ class Engine:
             )
         self.metrics.features(feats.seconds, feats.missing_entities)
         keys = [[str(j.row[k]) for k in spec.entity_columns] for j in jobs]
-        variants = [route(self.mode, self.percent, models, k) for k in keys]
+        variants = [
+            j.variant or route(self.mode, self.percent, models, k)
+            for j, k in zip(jobs, keys, strict=True)
+        ]
         inputs = feats.records()
         now = datetime.now(UTC)
         results: list[dict[str, Any] | Exception] = [ScoringFailed("not scored")] * len(jobs)
@@ -343,7 +349,7 @@ class Engine:
         if values is None:
             return
         for i, value in enumerate(values):
-            if records[i]:  # only rows that got an answer are worth comparing
+            if records[i] and jobs[i].variant != CHALLENGER:  # answered, not by it already
                 _, rec = self._answer(
                     i, jobs[i], challenger, float(value), feats, inputs[i], "shadow"
                 )

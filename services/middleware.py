@@ -18,7 +18,9 @@ A plain ASGI middleware (no per-request Starlette objects, so it costs microseco
 * ``/docs.json`` states every answer the API gives (``schema.document_answers``);
 * every request is counted and timed by endpoint and status, including the 4xx this
   middleware answers itself and the 404s of unknown routes (labelled ``other`` so a
-  scanner cannot blow up the label cardinality).
+  scanner cannot blow up the label cardinality); the Open Inference Protocol's routes by
+  their template (``/v2/models/{model_name}/infer``), and its infer routes are guarded
+  like ``/predict``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import pydantic_core
 
 from services.metrics import ServiceMetrics
+from services.oip import INFER_ROUTES, route_template
 from services.schema import REQUEST_ID_PATTERN, document_answers
 
 Scope = MutableMapping[str, Any]
@@ -92,7 +95,7 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        endpoint = path if path in KNOWN else "other"
+        endpoint = path if path in KNOWN else route_template(path) or "other"
         started = time.perf_counter()
         status = 500
         headers = list(scope.get("headers", []))
@@ -111,7 +114,7 @@ class GuardMiddleware:
             await send(message)
 
         try:
-            if path in PROTECTED:
+            if path in PROTECTED or endpoint in INFER_ROUTES:
                 error = self._refuse(headers, given, scope.get("method", "POST"))
                 if error is not None:
                     await _reply(send_wrapper, *error)
@@ -150,7 +153,9 @@ class GuardMiddleware:
                 return
             data = b"".join(chunks)
             if start["status"] == 200:
-                doc = document_answers(json.loads(data), PROTECTED, self.token is not None)
+                doc = document_answers(
+                    json.loads(data), PROTECTED | set(INFER_ROUTES), self.token is not None
+                )
                 data = json.dumps(doc).encode()
             start["headers"] = [
                 (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"

@@ -9,7 +9,8 @@ Endpoints: ``POST /predict`` (one row), ``POST /predict_batch`` (a list, BentoML
 batching), ``POST /feedback`` (ground truth by request id, validated against the target;
 a second, different label only as an explicit correction), plus BentoML's ``/livez``,
 ``/readyz`` (503 until model, feature store and log are loaded), ``/metrics`` (with the
-``shipway_`` contract metrics) and the OpenAPI page at ``/``.
+``shipway_`` contract metrics) and the OpenAPI page at ``/``; the Open Inference Protocol
+(KServe V2 REST: ``/v2/...``, ``services/oip.py``) on the same port and scoring path.
 """
 
 import asyncio
@@ -23,7 +24,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from services import clienterrors
+from services import clienterrors, oip
 from services.batcher import Coalescer
 from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFailed
 from services.metrics import ServiceMetrics, gauges_text
@@ -97,6 +98,13 @@ class PredictionService:
     def shutdown(self) -> None:
         self.engine.stop()
 
+    async def score_jobs(self, jobs: list[Job]) -> list[Any]:
+        """Each job's answer or exception: the one way /predict and the OIP's infer score
+        (coalesced with concurrent requests when adaptive batching is on)."""
+        if self.coalescer is not None:
+            return await self.coalescer.submit_all(jobs)
+        return await asyncio.to_thread(self.engine.score, jobs)
+
     @bentoml.api(route="/predict")
     async def predict(self, row: Row, /, ctx: bentoml.Context) -> Prediction:  # type: ignore[valid-type]
         """Predict one row: entity keys plus booking-time fields; stored features from Feast.
@@ -106,13 +114,8 @@ class PredictionService:
         """
         rid = ctx.request.headers.get("x-request-id") or str(uuid.uuid4())
         job = Job(row.model_dump(), rid, time.perf_counter())  # type: ignore[attr-defined]
-        result: Any
         try:
-            if self.coalescer is not None:
-                result = await self.coalescer.submit(job)
-            else:
-                result = (await asyncio.to_thread(self.engine.score, [job]))[0]
-            return _checked(result)
+            return _checked((await self.score_jobs([job]))[0])
         except NotReady:
             return _error(ctx, 503, "model or feature store not loaded yet; retry shortly")
         except DuplicateRequestId:
@@ -185,4 +188,7 @@ cast(Any, PredictionService).add_asgi_middleware(
     metrics=METRICS,
     token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
     max_body_bytes=SETTINGS.max_body_bytes,
+)
+cast(Any, PredictionService).mount_asgi_app(  # the Open Inference Protocol, same port
+    oip.create_app(SPEC, Row, bentoml.get_current_service)
 )

@@ -324,6 +324,12 @@ def document_answers(doc: dict[str, Any], routes: frozenset[str], bearer: bool) 
             "scheme": "bearer",
         }
     ref = {"$ref": "#/components/schemas/Error"}
+    for item in doc.get("paths", {}).values():  # FastAPI's 422 (mounted OIP routes): the
+        for op in item.values() if isinstance(item, dict) else ():  # service answers 400
+            if isinstance(op, dict) and isinstance(op.get("responses"), dict):
+                op["responses"].pop("422", None)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     for route in routes:
         post = doc.get("paths", {}).get(route, {}).get("post")
         if not isinstance(post, dict):
