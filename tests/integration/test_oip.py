@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -314,3 +315,20 @@ def test_unknown_model_or_version_is_404_and_metrics_count_the_route(
     assert re.search(r'shipway_predictions_total\{[^}]*variant="champion"\} [1-9]', text)
     assert {INFER, "/v2/health/ready", "/v2/models/{model_name}", "/v2"} <= set(doc["paths"])
     assert {"400", "404", "415"} <= set(doc["paths"][INFER]["post"]["responses"])
+
+
+def test_the_readme_example_answers(served: ServiceHandle, hotel: UseCaseSpec) -> None:
+    """The curl example of README's OIP section, sent as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Open Inference Protocol") :]
+    body = section[section.index("-d '") + 4 :]
+    body = body[: body.index("'")]
+    resp = httpx.post(
+        f"{served.url}/v2/models/{hotel.name}/infer",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}
+    assert 0 < outputs["prediction"][0] < 1000 and outputs["request_id"] == ["oip-demo-1"]
