@@ -57,6 +57,11 @@ MIN_CLI_REQUESTS = 3000
 CLI_EXAMPLES = 1300
 """schemathesis ``--max-examples`` per operation (about 3,400 requests over the 7 routes:
 the two prediction routes take most; /feedback soon meets only unknown ids)."""
+INFER = "/v2/models/{model_name}/infer"
+"""The Open Inference Protocol's infer route, fuzzed on the served model's name (any other
+name is a 404 before the body is read). Its "positive" cases are schema-valid envelopes,
+but most are not a valid set of tensors (each input once, consistent shapes: not
+expressible in the schema), so they must get a conforming answer and no 5xx, not a 200."""
 CANARY = "canary-" + secrets.token_hex(6)
 """A value sent only in refused requests: it must never reach the log."""
 EXAMPLES: dict[tuple[str, str], int] = {
@@ -66,6 +71,8 @@ EXAMPLES: dict[tuple[str, str], int] = {
     ("/predict_batch", "negative"): 50,
     ("/feedback", "positive"): 110,
     ("/feedback", "negative"): 70,
+    (INFER, "positive"): 60,
+    (INFER, "negative"): 40,
 }
 """Hypothesis examples per operation and mode (510 in all; a mode whose space is
 smaller stops early, so the total actually sent is asserted, not assumed). These pin
@@ -133,7 +140,7 @@ def _rss(pid: int) -> int:
     return total
 
 
-def _fuzz(served: Fuzzed, path: str, mode: str, examples: int) -> None:
+def _fuzz(served: Fuzzed, path: str, mode: str, examples: int, model: str) -> None:
     """Run schemathesis' generated cases for one operation and mode against the service."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
@@ -147,6 +154,10 @@ def _fuzz(served: Fuzzed, path: str, mode: str, examples: int) -> None:
         else schemathesis.GenerationMode.NEGATIVE
     )
     session = requests.Session()
+    fixed = {"model_name": model} if "{model_name}" in path else None
+    strategy = operation.as_strategy(
+        generation_mode=generation, headers=_auth(), path_parameters=fixed
+    )
 
     @settings(
         max_examples=examples,
@@ -156,7 +167,7 @@ def _fuzz(served: Fuzzed, path: str, mode: str, examples: int) -> None:
         phases=[Phase.explicit, Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(generation_mode=generation, headers=_auth()))
+    @given(case=strategy)
     def check(case: schemathesis.Case) -> None:
         response = case.call(base_url=url, session=session, headers=_auth(), timeout=60)
         served.sent.append((path, mode, response.status_code))
@@ -167,10 +178,10 @@ def _fuzz(served: Fuzzed, path: str, mode: str, examples: int) -> None:
 
 
 @pytest.mark.parametrize(("path", "mode"), list(EXAMPLES))
-def test_generated_requests(served: Fuzzed, path: str, mode: str) -> None:
+def test_generated_requests(served: Fuzzed, hotel: UseCaseSpec, path: str, mode: str) -> None:
     """Every generated request gets a conforming, non-5xx answer."""
     before = len(served.sent)
-    _fuzz(served, path, mode, EXAMPLES[(path, mode)])
+    _fuzz(served, path, mode, EXAMPLES[(path, mode)], hotel.name)
     statuses = Counter(s for p, m, s in served.sent[before:] if (p, m) == (path, mode))
     assert statuses and max(statuses) < 500
     if mode == "negative":  # schema-violating input is refused by validation, never used
@@ -182,7 +193,7 @@ def test_at_least_min_requests_in_all(served: Fuzzed) -> None:
     require(bool(served.sent), "counts the generated-request tests: run the whole module")
     assert len(served.sent) >= MIN_REQUESTS, len(served.sent)
     assert all(s < 500 for *_, s in served.sent)
-    assert {p for p, _, _ in served.sent} == {"/predict", "/predict_batch", "/feedback"}
+    assert {p for p, _, _ in served.sent} == {"/predict", "/predict_batch", "/feedback", INFER}
 
 
 def _nested(depth: int, opener: str, closer: str) -> bytes:
@@ -197,7 +208,9 @@ HOSTILE: dict[str, Callable[[int], bytes]] = {
 }
 
 
-@pytest.mark.parametrize("route", ["/predict", "/predict_batch", "/feedback"])
+@pytest.mark.parametrize(
+    "route", ["/predict", "/predict_batch", "/feedback", "/v2/models/hotel_rates/infer"]
+)
 def test_hostile_bodies_are_refused_without_memory_blowup(
     served: Fuzzed, body: dict[str, Any], settings: Settings, route: str
 ) -> None:
@@ -317,7 +330,9 @@ MALFORMED: dict[str, bytes] = {
 }
 
 
-@pytest.mark.parametrize("route", ["/predict", "/predict_batch", "/feedback"])
+@pytest.mark.parametrize(
+    "route", ["/predict", "/predict_batch", "/feedback", "/v2/models/hotel_rates/infer"]
+)
 def test_media_types_and_malformed_bodies(served: Fuzzed, body: dict[str, Any], route: str) -> None:
     """415 for any body that is not JSON, 400 for malformed JSON under any JSON type (or
     none declared): whatever the declared type, never a 5xx."""
@@ -332,7 +347,7 @@ def test_media_types_and_malformed_bodies(served: Fuzzed, body: dict[str, Any], 
                 resp = client.post(route, content=data, headers=headers)
                 assert resp.status_code == 400, (what, ctype, resp.status_code)
         ok = [body] if route == "/predict_batch" else body
-        if route != "/feedback":
+        if route in ("/predict", "/predict_batch"):
             for ctype in ("application/json; charset=utf-8", "Application/JSON"):
                 resp = client.post(
                     route, content=json.dumps(ok).encode(), headers={"Content-Type": ctype}
@@ -350,6 +365,11 @@ def test_refused_requests_leave_one_line_without_values(
         "/predict": {**body, lead: CANARY},
         "/predict_batch": [{**body, lead: CANARY}],
         "/feedback": {"request_id": CANARY, "actual": CANARY},
+        "/v2/models/hotel_rates/infer": {
+            "inputs": [
+                {"name": k, "shape": [1], "datatype": "BYTES", "data": [CANARY]} for k in body
+            ]
+        },
     }
     log_path = Path(served.handle.log_path)
     before = log_path.read_text(errors="replace").count("client error 400")
@@ -363,4 +383,4 @@ def test_refused_requests_leave_one_line_without_values(
     text = log_path.read_text(errors="replace")
     assert CANARY not in text
     assert "Traceback" not in text, text[text.find("Traceback") - 500 :][:3000]
-    assert text.count("client error 400") - before >= 4, "BentoML's refusals, one line each"
+    assert text.count("client error 400") - before >= 5, "BentoML's refusals, one line each"

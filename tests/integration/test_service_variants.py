@@ -209,6 +209,46 @@ def test_split_is_deterministic_by_entity_key(
     assert logged is not None and logged["variant"] == first[0]["variant"]
 
 
+def test_oip_versions_are_the_served_ones_and_a_version_route_forces_it(
+    split: Served, bookings: pd.DataFrame, hotel: UseCaseSpec
+) -> None:
+    """The OIP lists champion and challenger as the model's versions; infer on a version
+    answers every row with that version (logged as such, no shadow copy); without one
+    the rows are split exactly as /predict splits them. Auth guards infer as /predict."""
+    rows = [request_body(hotel, r) for _, r in bookings.iterrows()][:12]
+    base = f"{split.handle.url}/v2/models/{hotel.name}"
+    v1, v2 = split.versions["v1"], split.versions["v2"]
+    with httpx.Client(headers=_auth(), timeout=60) as c:
+        meta = c.get(base).json()
+        assert meta["versions"] == [v1, v2]
+        types = {t["name"]: t["datatype"] for t in meta["inputs"]}
+        inputs = [
+            {"name": n, "shape": [len(rows)], "datatype": types[n], "data": [r[n] for r in rows]}
+            for n in types
+        ]
+        assert httpx.post(f"{base}/infer", json={"inputs": inputs}).status_code == 401
+        answers = {}
+        for version, path in ((v1, f"/versions/{v1}"), (v2, f"/versions/{v2}"), (None, "")):
+            resp = c.post(f"{base}{path}/infer", json={"inputs": inputs})
+            assert resp.status_code == 200, resp.text
+            out = {o["name"]: o["data"] for o in resp.json()["outputs"]}
+            answers[version] = out
+            if version is not None:
+                assert set(out["model_version"]) == {version}
+                assert resp.json()["model_version"] == version
+        assert set(answers[v1]["variant"]) == {"champion"}
+        assert set(answers[v2]["variant"]) == {"challenger"}
+        split_rows = answers[None]
+        for i, row in enumerate(rows):
+            expected = "challenger" if bucket([row["agent"], row["country"]]) < 50 else "champion"
+            assert split_rows["variant"][i] == expected
+        for rid in answers[v2]["request_id"]:
+            logged = split.log.get(rid)
+            assert logged is not None and logged["variant"] == "challenger"
+            assert logged["model_version"] == v2
+        assert c.get(f"{base}/versions/999999").status_code == 404
+
+
 def _hammer(url: str, body: dict, stop: threading.Event, out: list[httpx.Response]) -> None:
     with httpx.Client(base_url=url, headers=_auth(), timeout=60) as c:
         while not stop.is_set():
