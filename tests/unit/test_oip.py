@@ -12,16 +12,14 @@ import pytest
 
 from services.batcher import Coalescer
 from services.models import ModelSet, ServedModel
-from services.oip import (
-    INFER_ROUTES,
+from services.oip import INFER_ROUTES, inline_schema, route_template
+from services.oiptensors import (
     InferenceRequest,
     RequestInput,
     RequestOutput,
     TensorError,
-    inline_schema,
     model_metadata,
     response_outputs,
-    route_template,
     row_ids,
     tensor_rows,
 )
