@@ -20,7 +20,8 @@ A plain ASGI middleware (no per-request Starlette objects, so it costs microseco
   middleware answers itself and the 404s of unknown routes (labelled ``other`` so a
   scanner cannot blow up the label cardinality); the Open Inference Protocol's routes by
   their template (``/v2/models/{model_name}/infer``), and its infer routes are guarded
-  like ``/predict``.
+  like ``/predict``; any other ``/v2/`` path gets the protocol's JSON 404 (Starlette's
+  would be plain text, and its mount cannot route a path parameter holding a newline).
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ class GuardMiddleware:
             await send(message)
 
         try:
+            if endpoint == "other" and path.startswith("/v2/"):  # the protocol's 404 body
+                await _reply(
+                    send_wrapper, 404, {"error": "no such Open Inference Protocol route"}, []
+                )
+                return
             if path in PROTECTED or endpoint in INFER_ROUTES:
                 error = self._refuse(headers, given, scope.get("method", "POST"))
                 if error is not None:

@@ -73,7 +73,12 @@ _TEMPLATES = (
     "/v2/models/{model_name}/versions/{model_version}/ready",
     *INFER_ROUTES,
 )
-_MATCHERS = [(re.compile("^" + re.sub(r"\{[a-z_]+\}", "[^/]+", t) + "$"), t) for t in _TEMPLATES]
+_MATCHERS = [
+    (re.compile(re.sub(r"\{[a-z_]+\}", r"[^/\\x00-\\x1f\\x7f]+", t)), t) for t in _TEMPLATES
+]
+"""Path parameters hold no control characters: Starlette's mount cannot route a path
+with a newline (its ``.*`` stops there), so such a path is no OIP route (the guard gives
+it the protocol's 404)."""
 
 
 def route_template(path: str) -> str | None:
@@ -81,7 +86,7 @@ def route_template(path: str) -> str | None:
     if not path.startswith("/v2"):
         return None
     for pattern, template in _MATCHERS:
-        if pattern.match(path):
+        if pattern.fullmatch(path):
             return template
     return None
 

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from services.batcher import Coalescer
@@ -178,3 +179,41 @@ def test_submit_all_keeps_order_and_exceptions() -> None:
     many, one = asyncio.run(run())
     assert many[0] == 2 and isinstance(many[1], ValueError) and many[2] == 6
     assert isinstance(one[0], ValueError)
+
+
+def test_guard_protects_and_labels_the_oip_routes(spec: UseCaseSpec) -> None:
+    """Infer needs the token like /predict; metrics label routes by template (no model
+    names or versions as label values); an unroutable /v2 path gets the JSON 404."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from services.metrics import ServiceMetrics
+    from services.middleware import GuardMiddleware
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    reg = CollectorRegistry()
+    app = GuardMiddleware(echo, metrics=ServiceMetrics(spec, reg), token="tok", max_body_bytes=100)
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            assert (await c.post("/v2/models/x/infer", content=b"{}")).status_code == 401
+            auth = {"Authorization": "Bearer tok"}
+            ok = await c.post("/v2/models/x/versions/7/infer", content=b"{}", headers=auth)
+            assert ok.status_code == 200
+            text = await c.post(
+                "/v2/models/x/infer", content=b"{}", headers={**auth, "Content-Type": "text/plain"}
+            )
+            assert text.status_code == 415
+            assert (await c.get("/v2/models/x")).status_code == 200  # metadata: unprotected
+            for odd in ("/v2/models/a%0Ab", "/v2/nope"):
+                resp = await c.get(odd)
+                assert resp.status_code == 404 and set(resp.json()) == {"error"}
+
+    asyncio.run(main())
+    text = generate_latest(reg).decode()
+    assert 'endpoint="/v2/models/{model_name}/infer",status="401"' in text
+    assert 'endpoint="/v2/models/{model_name}/versions/{model_version}/infer",status="200"' in text
+    assert 'endpoint="other",status="404"' in text and "models/x" not in text
