@@ -146,6 +146,7 @@ def _fuzz(served: Fuzzed, path: str, mode: str, examples: int, model: str) -> No
     """Run schemathesis' generated cases for one operation and mode against the service."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis.checks import positive_data_acceptance
 
     url = served.handle.url
     schema = schemathesis.openapi.from_url(f"{url}/docs.json", timeout=30)
@@ -157,6 +158,8 @@ def _fuzz(served: Fuzzed, path: str, mode: str, examples: int, model: str) -> No
     )
     session = requests.Session()
     fixed = {"model_name": model} if "{model_name}" in path else None
+    # a schema-valid OIP envelope is rarely a valid set of tensors (see INFER): no 200 due
+    excluded = [positive_data_acceptance] if path == INFER else None
     strategy = operation.as_strategy(
         generation_mode=generation, headers=_auth(), path_parameters=fixed
     )
@@ -174,7 +177,7 @@ def _fuzz(served: Fuzzed, path: str, mode: str, examples: int, model: str) -> No
         response = case.call(base_url=url, session=session, headers=_auth(), timeout=60)
         served.sent.append((path, mode, response.status_code))
         assert response.status_code < 500, f"{path} {mode}: {response.status_code} for {case!r}"
-        case.validate_response(response, headers=_auth())
+        case.validate_response(response, headers=_auth(), excluded_checks=excluded)
 
     check()
 
