@@ -217,3 +217,54 @@ def test_guard_protects_and_labels_the_oip_routes(spec: UseCaseSpec) -> None:
     assert 'endpoint="/v2/models/{model_name}/infer",status="401"' in text
     assert 'endpoint="/v2/models/{model_name}/versions/{model_version}/infer",status="200"' in text
     assert 'endpoint="other",status="404"' in text and "models/x" not in text
+
+
+def test_classification_nullable_and_boolean_fields() -> None:
+    """Another task and the dtypes hotel_rates lacks: credit_risk (binary classification,
+    nullable fields) plus a boolean field: BOOL tensors, JSON null or an omitted tensor
+    for a nullable field, null refused where the field is not nullable, and the class
+    outputs."""
+    from shipway.core.spec import Column, DType
+
+    spec = load_spec(ROOT / "usecases" / "credit_risk" / "usecase.yaml")
+    spec = spec.model_copy(
+        update={"request_fields": [*spec.request_fields, Column(name="vip", dtype=DType.bool)]}
+    )
+    row = api_types(spec).row
+    meta = model_metadata(spec, ModelSet(ServedModel("credit_risk", "1", "champion", None, 0.0)))
+    types = {t.name: t.datatype for t in meta.inputs}
+    assert types["vip"] == "BOOL" and types["income"] == "FP64" and types["job"] == "BYTES"
+    assert {"predicted_class", "label"} <= {t.name for t in meta.outputs}
+    body: dict[str, Any] = {"job": "fixed", "home": "owner", "vip": True}
+    body.update({c.name: c.example for c in spec.request_fields if c.example is not None})
+    body["income"] = None
+
+    def tensors(values: dict[str, Any]) -> list[RequestInput]:
+        return [
+            RequestInput(name=n, shape=[1], datatype=types[n], data=[v])  # type: ignore[arg-type]
+            for n, v in values.items()
+        ]
+
+    rows = tensor_rows(spec, row, tensors(body))
+    assert rows[0]["vip"] is True and rows[0]["income"] is None
+    no_marital = {k: v for k, v in body.items() if k != "marital"}
+    assert tensor_rows(spec, row, tensors(no_marital))[0]["marital"] is None
+    as_int = [
+        t.model_copy(update={"datatype": "INT64"}) if t.name == "vip" else t for t in tensors(body)
+    ]
+    with pytest.raises(TensorError, match=r"'vip'.*takes BOOL"):
+        tensor_rows(spec, row, as_int)
+    with pytest.raises(TensorError, match="'age', row 0"):
+        tensor_rows(spec, row, tensors({**body, "age": None}))
+    answer = {
+        "request_id": "r",
+        "model_version": "1",
+        "variant": "champion",
+        "prediction": 0.7,
+        "predicted_class": 1,
+        "label": "bad",
+        "missing_features": [],
+    }
+    outs = {o.name: o for o in response_outputs(spec, [answer], [])}
+    assert outs["predicted_class"].datatype == "INT64" and outs["predicted_class"].data == [1]
+    assert outs["label"].data == ["bad"] and outs["missing_features"].data == [""]
