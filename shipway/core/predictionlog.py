@@ -20,12 +20,18 @@ per prediction (what monitoring joins); ``feedback_history`` keeps every label e
 force, numbered by revision, so a correction replaces the label monitoring uses while
 the earlier one stays on record. A different second label without ``correction`` is a
 conflict and changes nothing. Which labels a target accepts is ``shipway.core.labels``.
+
+An explained answer (``POST /explain``) carries its explanation in the ``explanation``
+column of its own row, committed in the same transaction as the prediction. A log
+created before that column existed gains it (nullable) when it is opened: its rows read
+back with no explanation, and nothing else changes (:func:`migrate`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,6 +47,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+log = logging.getLogger("shipway.predictionlog")
 metadata = sa.MetaData()
 
 predictions = sa.Table(
@@ -60,6 +67,9 @@ predictions = sa.Table(
     sa.Column("label", sa.String(64), nullable=True),  # class (classification)
     sa.Column("event_time", sa.DateTime(timezone=True), nullable=True),  # business time
     sa.Column("latency_ms", sa.Float, nullable=False),
+    # JSON (``shipway.core.explain.Explanation.to_dict``) when the answer was explained
+    # (POST /explain): in the prediction's own row, so one commit makes both durable
+    sa.Column("explanation", sa.Text, nullable=True),
 )
 
 feedback = sa.Table(
@@ -200,6 +210,8 @@ class PredictionRecord:
     missing: list[str] = field(default_factory=list)
     event_time: datetime | None = None
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    explanation: dict[str, Any] | None = None
+    """Every feature's contribution, base value and method (``/explain`` only)."""
 
     def row(self) -> dict[str, Any]:
         return {
@@ -217,6 +229,9 @@ class PredictionRecord:
             "label": self.label,
             "event_time": self.event_time,
             "latency_ms": float(self.latency_ms),
+            "explanation": (
+                None if self.explanation is None else json.dumps(self.explanation, sort_keys=True)
+            ),
         }
 
 
@@ -256,9 +271,56 @@ def schema_sql() -> str:
                     sa.schema.CreateIndex(index, if_not_exists=True).compile(dialect=dialect)
                 ).strip()
             )
+    for name in ADDED_COLUMNS:  # a log created before them gains them (the owner runs this)
+        col = predictions.c[name]
+        statements.append(
+            f"ALTER TABLE predictions ADD COLUMN IF NOT EXISTS {name} {col.type.compile(dialect)}"
+        )
     header = "-- Generated from shipway/core/predictionlog.py (schema_sql); do not edit.\n"
     body = "".join(f"{s};\n" for s in statements)
     return header + "\n".join(line.rstrip() for line in body.split("\n"))
+
+
+ADDED_COLUMNS = ("explanation",)
+"""Nullable columns of ``predictions`` added after logs were first created."""
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Add the nullable columns an older log lacks (``ALTER TABLE ... ADD COLUMN``: its
+    rows keep their values and read back with NULL there); returns the names added.
+
+    Several workers open one log at once: a column another one added in between is
+    taken as done, not as an error. A role that may not alter the table (the cluster's
+    service role) leaves it missing, said once here: the log then works without it, and
+    only storing what needs it is refused (:class:`ColumnMissing`); the table's owner
+    adds it with :func:`schema_sql`'s ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``."""
+    added = []
+    for name in ADDED_COLUMNS:
+        if name in {c["name"] for c in sa.inspect(engine).get_columns("predictions")}:
+            continue
+        col = predictions.c[name]
+        ddl = f"ALTER TABLE predictions ADD COLUMN {name} {col.type.compile(engine.dialect)}"
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(ddl)
+            added.append(name)
+        except sa.exc.DBAPIError as exc:
+            cols = {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
+            if name not in cols:  # not a concurrent opener's doing
+                log.warning(
+                    "shipway: the prediction log has no %s column and this role cannot add it "
+                    "(%s); predictions are logged without it until the table's owner runs "
+                    "ALTER TABLE predictions ADD COLUMN IF NOT EXISTS %s %s",
+                    name,
+                    type(exc.orig).__name__,
+                    name,
+                    col.type.compile(engine.dialect),
+                )
+    return added
+
+
+class ColumnMissing(RuntimeError):
+    """A record needs a column the log's table lacks and this role could not add."""
 
 
 def url_for(uri: str) -> str:
@@ -279,14 +341,26 @@ class PredictionLog:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
-        self._writer = _GroupWriter(self.engine)
+        migrate(self.engine)
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns("predictions")}
+        self.columns = [c for c in predictions.c if c.name in present]
+        """The columns the table has (an unmigrated log lacks the later, nullable ones)."""
+        self._writer = _GroupWriter(self.engine, self.columns)
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Commit the records (one transaction, possibly shared with concurrent callers);
         returns only once they are durable. Raises :class:`DuplicateRecord` when one of
         them reuses a logged request id: then none of them is written."""
-        if records:
-            self._writer.write([r.row() for r in records])
+        if not records:
+            return
+        if "explanation" not in {c.name for c in self.columns} and any(
+            r.explanation is not None for r in records
+        ):
+            raise ColumnMissing(
+                "the prediction log has no explanation column to store explanations in; its "
+                "owner must run ALTER TABLE predictions ADD COLUMN IF NOT EXISTS explanation TEXT"
+            )
+        self._writer.write([r.row() for r in records])
 
     def close(self) -> None:
         """Release the writer's connection and the pool."""
@@ -329,11 +403,31 @@ class PredictionLog:
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = (
-                conn.execute(sa.select(predictions).where(predictions.c.request_id == request_id))
+                conn.execute(sa.select(*self.columns).where(predictions.c.request_id == request_id))
                 .mappings()
                 .first()
             )
         return _decode(dict(row)) if row else None
+
+    def explained(
+        self, usecase: str, model_name: str, model_version: str, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The explained predictions of one model version, newest first (at most
+        ``limit``): request id, time, prediction, label and the decoded explanation."""
+        c = predictions.c
+        q = (
+            sa.select(c.request_id, c.ts, c.prediction, c.label, c.variant, c.explanation)
+            .where(
+                c.usecase == usecase,
+                c.model_name == model_name,
+                c.model_version == str(model_version),
+                c.explanation.is_not(None),
+            )
+            .order_by(c.ts.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_decode(dict(r)) for r in conn.execute(q).mappings()]
 
     def count(self, usecase: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(predictions)
@@ -490,16 +584,16 @@ class _GroupWriter:
     by batch. A connection error fails the group and the next write reconnects.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, columns: Sequence[sa.Column[Any]]) -> None:
         self.engine = engine
         dialect = engine.dialect
         self.integrity_error: type[BaseException] = dialect.loaded_dbapi.IntegrityError
         compiled = predictions.insert().compile(
-            dialect=dialect, column_keys=[c.name for c in predictions.c]
+            dialect=dialect, column_keys=[c.name for c in columns]
         )
         self.sql = compiled.string
         self.positional = compiled.positiontup is not None  # qmark (sqlite3), else named
-        names = list(compiled.positiontup or [c.name for c in predictions.c])
+        names = list(compiled.positiontup or [c.name for c in columns])
         self.names = names
         self.processors = {  # the dialect's own conversions (SQLite: its datetime text)
             c.name: c.type.dialect_impl(dialect).bind_processor(dialect)
@@ -585,8 +679,9 @@ def _window_query(
 ) -> sa.Select[Any]:
     """Predictions of a use case in [start, end) by ``by``, feedback joined, in time order."""
     col = predictions.c[by]
+    served = [c for c in predictions.c if c.name != "explanation"]  # monitoring's columns
     q = (
-        sa.select(predictions, feedback.c.actual)
+        sa.select(*served, feedback.c.actual)
         .select_from(
             predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
         )
@@ -617,7 +712,7 @@ def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("entity_keys", "features", "missing"):
+    for key in ("entity_keys", "features", "missing", "explanation"):
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
     return row
