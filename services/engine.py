@@ -8,7 +8,10 @@ It owns everything with state, so the BentoML class stays a thin typed facade:
   answers 503), then keeps polling the aliases to hot-swap a new champion;
 * :meth:`Engine.score` scores a batch of rows with one feature read, one model call per
   variant and one log transaction, and returns only after the log commit: an answer the
-  client sees is already durable.
+  client sees is already durable;
+* :meth:`Engine.explain` is the same path, plus each answer's feature contributions
+  (``shipway.core.explain``), stored in the answer's own log row. Only ``/explain``
+  pays for them: ``/predict`` never computes one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from services import rowscorer, scoring
 from services.metrics import ServiceMetrics, challenger_missing
 from services.models import CHALLENGER, CHAMPION, ModelLoader, ModelSet, ServedModel, route
+from shipway.core.explain import Explanation, explain
 from shipway.core.predictionlog import DuplicateRecord, PredictionLog, PredictionRecord
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
@@ -240,7 +244,14 @@ class Engine:
         self._challenger_missing = missing
 
     # ---- scoring ----
-    def score(self, jobs: Sequence[Job]) -> list[dict[str, Any] | Exception]:
+    def explain(self, jobs: Sequence[Job]) -> list[dict[str, Any] | Exception]:
+        """:meth:`score`, each answer with its explanation (an :class:`Explanation` under
+        ``"explanation"``), which is committed in the same log row as the prediction."""
+        return self.score(jobs, explain=True)
+
+    def score(
+        self, jobs: Sequence[Job], *, explain: bool = False
+    ) -> list[dict[str, Any] | Exception]:
         """Answers (or the exception of each failed row), durable in the log on return."""
         if not jobs:
             return []
@@ -268,11 +279,18 @@ class Engine:
                 continue
             served = models.get(variant)
             values = self._predict(served, feats, idx, jobs)
-            if values is None:
+            why = None
+            if explain and values is not None:  # /predict never pays for an explanation
+                why = self._explain(served, feats, idx, jobs)
+            if values is None or (explain and why is None):
                 continue
-            for i, value in zip(idx, values, strict=True):
-                results[i], rec = self._answer(i, jobs[i], served, float(value), feats, inputs[i])
+            for n, (i, value) in enumerate(zip(idx, values, strict=True)):
+                answer, rec = self._answer(i, jobs[i], served, float(value), feats, inputs[i])
                 rec.event_time = now
+                if why is not None:
+                    rec.explanation = why[n].to_dict()
+                    answer["explanation"] = why[n]
+                results[i] = answer
                 records[i].append(rec)
             self.metrics.scored(served.version, variant, values)
         if self.mode == "shadow" and models.challenger is not None:
@@ -288,6 +306,24 @@ class Engine:
         except Exception:
             log.exception(
                 "shipway: %s v%s (%s) failed to score %d row(s); request ids %s",
+                served.name,
+                served.version,
+                served.variant,
+                len(idx),
+                ", ".join(jobs[i].request_id for i in idx[:5]),
+            )
+            return None
+
+    def _explain(
+        self, served: ServedModel, feats: scoring.Features, idx: list[int], jobs: Sequence[Job]
+    ) -> list[Explanation] | None:
+        """The explanations of rows ``idx`` (None, logged with the ids, when it fails: those
+        rows then fail like unscored ones, and nothing of them is logged)."""
+        try:
+            return explain(self.spec, served.model, feats.x.iloc[idx])
+        except Exception:
+            log.exception(
+                "shipway: %s v%s (%s) failed to explain %d row(s); request ids %s",
                 served.name,
                 served.version,
                 served.variant,

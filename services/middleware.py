@@ -46,7 +46,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PROTECTED = frozenset({"/predict", "/predict_batch", "/feedback"})
+PROTECTED = frozenset({"/predict", "/predict_batch", "/explain", "/feedback"})
 JSON_CHECKED = frozenset({"/predict_batch"})
 """Routes whose body BentoML parses with the unbounded ``json`` module (list inputs)."""
 JSON_TYPES = frozenset({"application/json", ""})

@@ -6,7 +6,8 @@ the OpenAPI page come from the same types. The class is a thin facade; the engin
 (``services/engine.py``) holds the stores, the models and the durable log.
 
 Endpoints: ``POST /predict`` (one row), ``POST /predict_batch`` (a list, BentoML adaptive
-batching), ``POST /feedback`` (ground truth by request id, validated against the target;
+batching), ``POST /explain`` (one row, answered and explained: the top feature
+contributions in the spec's terms, stored with the logged prediction), ``POST /feedback`` (ground truth by request id, validated against the target;
 a second, different label only as an explicit correction), plus BentoML's ``/livez``,
 ``/readyz`` (503 until model, feature store and log are loaded), ``/metrics`` (with the
 ``shipway_`` contract metrics) and the OpenAPI page at ``/``; the Open Inference Protocol
@@ -18,6 +19,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
 import bentoml
@@ -27,6 +29,7 @@ from starlette.responses import JSONResponse
 from services import clienterrors, oip
 from services.batcher import Coalescer
 from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFailed
+from services.explanation import explain_types, why
 from services.metrics import ServiceMetrics, gauges_text
 from services.middleware import GuardMiddleware
 from services.schema import FeedbackRequest, FeedbackResponse, api_types
@@ -42,6 +45,9 @@ TYPES = api_types(SPEC)
 Row = TYPES.row
 Prediction = TYPES.prediction
 Feedback = TYPES.feedback
+EXPLAIN = explain_types(SPEC, Row, Prediction)
+ExplainRow = EXPLAIN.request
+Explained = EXPLAIN.response
 METRICS = ServiceMetrics(SPEC, registry=None)  # multiprocess values, aggregated by /metrics
 
 
@@ -49,6 +55,11 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     """A JSON error; BentoML copies ctx's status onto returned responses, so set both."""
     ctx.response.status_code = status
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _request_id(ctx: bentoml.Context) -> str:
+    """The client's X-Request-ID (validated by the guard middleware), else a new uuid4."""
+    return ctx.request.headers.get("x-request-id") or str(uuid.uuid4())
 
 
 def _checked(result: Any) -> Any:
@@ -112,10 +123,45 @@ class PredictionService:
         Send ``X-Request-ID`` to choose the id (else a uuid4 is made); the answer is in the
         prediction log before it is returned.
         """
-        rid = ctx.request.headers.get("x-request-id") or str(uuid.uuid4())
-        job = Job(row.model_dump(), rid, time.perf_counter())  # type: ignore[attr-defined]
+        job = Job(row.model_dump(), _request_id(ctx), time.perf_counter())  # type: ignore[attr-defined]
+        return await self._answer(ctx, job, _checked, explain=False)
+
+    @bentoml.api(route="/explain")
+    async def explain(self, body: ExplainRow, /, ctx: bentoml.Context) -> Explained:  # type: ignore[valid-type]
+        """Predict one row (as /predict) and say why: the base value and the ``top`` largest
+        feature contributions, named as the spec names its fields.
+
+        Contributions are TreeSHAP for tree models (LightGBM's own, or the shap library's
+        for random forests) and exact (coefficient times standardised input) for linear
+        ones. A categorical field one-hot encoded into several model columns is one
+        contribution, its columns summed; ``remainder`` is what the unlisted features add,
+        so ``base_value + contributions + remainder == output`` (on ``scale``: the value,
+        or the positive class's log-odds or probability). The prediction is logged with
+        its full explanation before the answer leaves, retrievable by request id
+        (``shipway lineage <request-id>``). Costlier than /predict, which never explains.
+        """
+        data = body.model_dump()  # type: ignore[attr-defined]
+        top = int(data.pop("top"))
+        job = Job(data, _request_id(ctx), time.perf_counter())
+
+        def explained(result: Any) -> Any:
+            answer = _checked(result).model_dump()
+            return Explained(**answer, explanation=why(result["explanation"], top))
+
+        return await self._answer(ctx, job, explained, explain=True)
+
+    async def _answer(
+        self, ctx: bentoml.Context, job: Job, build: Callable[[Any], Any], *, explain: bool
+    ) -> Any:
+        """Score one job (explained or not), answer with ``build`` of its result, and turn
+        the engine's refusals into 503/409; anything else is logged with the id."""
+        result: Any
         try:
-            return _checked((await self.score_jobs([job]))[0])
+            if explain:
+                result = (await asyncio.to_thread(self.engine.explain, [job]))[0]
+            else:
+                result = (await self.score_jobs([job]))[0]
+            return build(result)
         except NotReady:
             return _error(ctx, 503, "model or feature store not loaded yet; retry shortly")
         except DuplicateRequestId:
@@ -123,7 +169,7 @@ class PredictionService:
         except ScoringFailed:
             raise
         except Exception as exc:  # logged with the id; the client gets BentoML's plain 500
-            log.exception("shipway: request %s failed", rid)
+            log.exception("shipway: request %s failed", job.request_id)
             raise ScoringFailed("internal error") from exc
 
     @bentoml.api(

@@ -189,7 +189,8 @@ def _field(col: Column) -> tuple[Any, Any]:
     return typ, Field(**kwargs)
 
 
-def _class_name(spec: UseCaseSpec, suffix: str) -> str:
+def class_name(spec: UseCaseSpec, suffix: str) -> str:
+    """The generated model's name: the use case in CamelCase, then ``suffix``."""
     return "".join(p.capitalize() for p in spec.name.split("_")) + suffix
 
 
@@ -218,7 +219,7 @@ def api_types(spec: UseCaseSpec) -> ApiTypes:
     for col in spec.request_fields:
         fields[col.name] = _field(col)
     row = create_model(
-        _class_name(spec, "Request"),
+        class_name(spec, "Request"),
         __base__=_Row,
         __doc__=f"One {spec.title} request: entity keys plus booking-time fields.",
         **fields,
@@ -230,7 +231,7 @@ def api_types(spec: UseCaseSpec) -> ApiTypes:
         else f"Predicted {spec.target.column}."
     )
     prediction = create_model(
-        _class_name(spec, "Prediction"),
+        class_name(spec, "Prediction"),
         __base__=Variant,
         __doc__=f"The answer for one {spec.title} request.",
         request_id=(str, Field(description="Id of this prediction (X-Request-ID or a uuid4).")),
@@ -262,7 +263,7 @@ def api_types(spec: UseCaseSpec) -> ApiTypes:
         ),
     )
     feedback = create_model(
-        _class_name(spec, "Feedback"),
+        class_name(spec, "Feedback"),
         __base__=FeedbackRequest,
         __doc__=f"Ground truth for one earlier {spec.title} prediction.",
         actual=feedback_actual(spec.target),
@@ -292,6 +293,7 @@ GUARD_RESPONSES: dict[str, dict[str, str]] = {
     "401": {"*": "Missing or invalid bearer token (when the service has one)."},
     "409": {
         "/predict": "X-Request-ID already used by an earlier prediction.",
+        "/explain": "X-Request-ID already used by an earlier prediction.",
         "/feedback": "The prediction already has a different label; send "
         '"correction": true to replace it.',
     },

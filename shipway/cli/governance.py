@@ -260,8 +260,29 @@ def lineage_cmd(
                 link.name, "yes" if link.ok else "[red]NO[/]", str(value)[:70], link.detail
             )
         console.print(table)
+        _print_why(t)
     if not t.ok:
         raise typer.Exit(GATE_FAILED)
+
+
+def _print_why(t: Any) -> None:
+    """The explanation logged with the prediction: base value, the largest contributions."""
+    e = t.explanation
+    if e is None:
+        console.print("explanation: none logged (only POST /explain stores one)")
+        return
+    table = Table(
+        "feature",
+        "contribution",
+        title=f"why: {e['method']} on the {e['scale']} scale, base value {e['base_value']:.6g} "
+        f"+ contributions = output {e['output']:.6g}",
+    )
+    for name, value in t.why():
+        table.add_row(name, f"{value:+.6g}")
+    rest = len(e["contributions"]) - len(t.why())
+    if rest > 0:
+        table.add_row(f"({rest} more)", "")
+    console.print(table)
 
 
 @app.command("audit")

@@ -44,6 +44,9 @@ class Link:
 class Trace:
     request_id: str
     links: list[Link] = field(default_factory=list)
+    explanation: dict[str, Any] | None = None
+    """Why the answer was given, as logged with it (``POST /explain``); None when the
+    prediction was not explained (``/predict`` never computes one)."""
 
     @property
     def ok(self) -> bool:
@@ -54,7 +57,13 @@ class Trace:
             "request_id": self.request_id,
             "ok": self.ok,
             "links": [asdict(x) for x in self.links],
+            "explanation": self.explanation,
         }
+
+    def why(self, top: int = 10) -> list[tuple[str, float]]:
+        """The logged explanation's ``top`` contributions, largest effect first."""
+        contributions = (self.explanation or {}).get("contributions") or {}
+        return sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:top]
 
 
 def git_show(root: Path, rev: str, path: str) -> str | None:
@@ -171,7 +180,7 @@ def trace(settings: Settings, client: Any, request_id: str) -> Trace:
     row = PredictionLog(settings.prediction_log).get(request_id)
     if row is None:
         raise GovernanceError(f"no prediction with request id {request_id!r} in the log")
-    t = Trace(request_id)
+    t = Trace(request_id, explanation=row.get("explanation"))
     t.links.append(
         Link(
             "prediction",
