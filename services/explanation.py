@@ -95,7 +95,8 @@ def explain_types(
 def why(explanation: Explanation, top: int) -> dict[str, Any]:
     """The ``explanation`` field of the answer: the ``top`` contributions and the rest."""
     listed = explanation.top(top)
-    rest = sum(explanation.contributions.values()) - sum(v for _, v in listed)
+    names = {f for f, _ in listed}
+    rest = sum(v for f, v in explanation.contributions.items() if f not in names)
     return {
         "method": explanation.method,
         "scale": explanation.scale,

@@ -346,13 +346,14 @@ def cards_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the cards here.")] = None,
 ) -> None:
     """Regenerate the model and data cards from the recorded facts (and attach them)."""
-    from shipway.governance import cards
+    from shipway.governance import cards, importance
     from shipway.governance.facts import collect
 
     settings, spec, client, mv = _version(model)
-    uris = cards.publish(client, spec, collect(settings, client, spec, mv))
+    facts = importance.attach(client, spec, collect(settings, client, spec, mv), mv)
+    uris = cards.publish(client, spec, facts)
     if out is not None:
-        for p in cards.write(spec, collect(settings, client, spec, mv), out):
+        for p in cards.write(spec, facts, out):
             console.print(f"wrote {p}")
     for name, uri in uris.items():
         console.print(f"{name}: {uri}")

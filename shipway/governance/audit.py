@@ -25,7 +25,7 @@ from typing import Any
 from shipway.core.evidence import Criterion, GateRecord, content_hash, verify
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
-from shipway.governance import AUDIT_EXPORT, compliance
+from shipway.governance import AUDIT_EXPORT, compliance, importance
 from shipway.governance.cards import facts_json, write
 from shipway.governance.facts import VersionFacts, collect
 from shipway.governance.lineage import trained_spec_text
@@ -97,7 +97,7 @@ def export(
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: an evidence bundle needs its own folder")
     out.mkdir(parents=True, exist_ok=True)
-    facts = collect(settings, client, spec, mv)
+    facts = importance.attach(client, spec, collect(settings, client, spec, mv), mv)
     problems = _records(settings, client, spec, mv, facts, out)
     with tempfile.TemporaryDirectory(prefix="shipway-audit-") as tmp:
         ev = Path(client.download_artifacts(mv.run_id, "evidence", tmp))

@@ -130,6 +130,7 @@ def model_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
         for g, v in sorted(groups.items())
     ]
     lines += _table(["attribute", "group", "rows", metric], rows) if rows else ["none recorded"]
+    lines += ["", *explanation_lines(facts)]
     lines += ["", "## Gates", ""]
     lines += _table(
         ["gate", "status", "record"],
@@ -157,6 +158,43 @@ def model_card(spec: UseCaseSpec, facts: VersionFacts) -> str:
     lines += ["", "## Lineage", ""]
     lines += [f"- {k}: `{v}`" for k, v in facts.lineage.items()]
     return "\n".join(lines) + "\n"
+
+
+def explanation_lines(facts: VersionFacts) -> list[str]:
+    """The card's "Explanations" section: global importance (mean absolute contribution
+    per spec feature on the version's reference sample) and its stability against the
+    previous registered version (``shipway.governance.importance``)."""
+    e = facts.explanations
+    lines = ["## Explanations", ""]
+    if not e:
+        return [*lines, "Not computed for this rendering."]
+    if "error" in e:
+        return [*lines, str(e["error"])]
+    stab = e.get("stability") or {}
+    prev = stab.get("previous_version")
+    before = stab.get("previous_importance") or {}
+    prev_rank = {f: i + 1 for i, f in enumerate(before)}
+    lines += [
+        f"Every answer can be explained (`POST /explain`, method `{e['method']}`, on the "
+        f"{e['scale']} scale); the explanation is stored with the logged prediction. Global "
+        f"importance: mean absolute contribution per feature on {e['rows']} validation rows "
+        "of the monitoring reference.",
+        "",
+    ]
+    lines += _table(
+        ["rank", "feature", "mean abs contribution", f"rank in v{prev}" if prev else "previous"],
+        [
+            [i + 1, f, v, prev_rank.get(f, "-")]
+            for i, (f, v) in enumerate((e.get("importance") or {}).items())
+        ],
+    )
+    rho = stab.get("spearman")
+    stability = (
+        f"Spearman rank correlation of global importance with v{prev}: {rho:.3f}."
+        if rho is not None
+        else f"Stability across versions: {stab.get('reason', 'n/a')}."
+    )
+    return [*lines, "", stability]
 
 
 def _known(value: Any) -> str:

@@ -42,6 +42,9 @@ class VersionFacts:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     tampered: list[str] = field(default_factory=list)
+    explanations: dict[str, Any] = field(default_factory=dict)
+    """Global importance and its stability across versions
+    (``shipway.governance.importance.attach``); empty where not computed."""
 
     @property
     def lineage(self) -> dict[str, str]:

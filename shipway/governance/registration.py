@@ -23,7 +23,7 @@ import pandas as pd
 from shipway.core.evidence import GateRecord
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
-from shipway.governance import MODEL_VALIDATION, cards, gates
+from shipway.governance import MODEL_VALIDATION, cards, gates, importance
 from shipway.governance.assessment.scoring import data_maturity
 from shipway.governance.facts import SPLITS, collect
 from shipway.governance.provenance import readiness_at
@@ -101,4 +101,5 @@ def publish_cards(settings: Settings, client: Any, spec: UseCaseSpec, mv: Any) -
     """(Re)render both cards from the recorded facts and attach them to the version."""
 
     fresh = client.get_model_version(mv.name, str(mv.version))
-    return cards.publish(client, spec, collect(settings, client, spec, fresh))
+    facts = importance.attach(client, spec, collect(settings, client, spec, fresh), fresh)
+    return cards.publish(client, spec, facts)
