@@ -19,6 +19,10 @@ each figure is the median over rounds: p50, p99, requests/s, CPU per answered re
 load average around every round. Goals (issue #15) are ratios against the floor of the
 same run; RSS per worker is held against the reference recorded in ``benchmarks.goals``.
 
+Shipway's ``POST /explain`` (the same bodies, top 5 contributions) gets its own latency
+figure at 1 connection after the A/B rounds, against its /predict of the same run,
+measured without a goal.
+
 Knobs: ``SHIPWAY_BENCH_SECONDS`` per measured round (default 10), ``SHIPWAY_BENCH_ROUNDS``
 (3), ``SHIPWAY_BENCH_WORKERS`` ("1,2"), ``SHIPWAY_BENCH_BATCH=0`` skips the batch-job
 comparison (``benchmarks.batch``). Writes ``benchmarks/results/serving.json`` and
@@ -114,10 +118,12 @@ def check_same(floor: str, shipway: str, bodies: list[dict[str, Any]]) -> int:
     return len(bodies)
 
 
-def measure(handle: ServiceHandle, bodies: Path, connections: int) -> dict[str, Any]:
-    """One wrk round; the server tree's CPU and wrk's own CPU over it."""
+def measure(
+    handle: ServiceHandle, bodies: Path, connections: int, path: str = "/predict"
+) -> dict[str, Any]:
+    """One wrk round on ``path``; the server tree's CPU and wrk's own CPU over it."""
     cpu0, client0, load0 = procs.tree_cpu_seconds(handle.proc.pid), procs.children_cpu_seconds(), procs.load_average()  # fmt: skip
-    res: Closed = run_closed(handle.url, bodies, connections, SECONDS)
+    res: Closed = run_closed(handle.url, bodies, connections, SECONDS, path)
     cpu = procs.tree_cpu_seconds(handle.proc.pid) - cpu0
     return {
         "connections": connections,
@@ -164,10 +170,12 @@ def run_workers(
                           f"CPU {m['cpu_ms_per_request']:.3f} ms/req  errors {m['errors']}  "
                           f"load {m['load_after']['getloadavg'][0]}", flush=True)  # fmt: skip
         rss = {n: procs.rss_mb(procs.workers(h.proc.pid, markers[n])) for n, h in sides.items()}
+        explain = [measure(ship, body_file, 1, "/explain") for _ in range(ROUNDS)]
     finally:
         ship.stop()
         floor.stop()
-    return {"workers": workers, "checked_bodies": checked, "rounds": rounds, "rss_mb": rss}
+    return {"workers": workers, "checked_bodies": checked, "rounds": rounds, "rss_mb": rss,
+            "explain": explain}  # fmt: skip
 
 
 def summary(run: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -201,8 +209,23 @@ def comparisons(run: dict[str, Any]) -> list[Comparison]:
         Comparison(f"{w}: CPU per request, 16 connections", s16["cpu_ms_per_request"], "ms",
                    f16["cpu_ms_per_request"], "ratio <= 2.5"),
         Comparison(f"{w}: RSS per worker vs floor (context)", ship_rss, "MB", s["floor_rss"]["mean"]),
+        *explain_figures(run, s1),
         Comparison(f"{w}: RSS per worker vs reference {RSS_REFERENCE.mb:g} MB ({RSS_REFERENCE.when})",
                    ship_rss, "MB", RSS_REFERENCE.mb, f"ratio <= {RSS_GOAL_SHARE:g}"),
+    ]  # fmt: skip
+
+
+def explain_figures(run: dict[str, Any], predict_1: dict[str, float]) -> list[Comparison]:
+    """``/explain`` (Shipway alone, 1 connection, default top 5) against Shipway's own
+    /predict of the same run: measured, with no goal (issue 17: its own latency figure;
+    /predict never pays for an explanation)."""
+    rounds, w = run.get("explain") or [], f"{run['workers']}w"
+    if not rounds:
+        return []
+    p50, p99 = (statistics.median(r[k] for r in rounds) for k in ("p50_ms", "p99_ms"))
+    return [
+        Comparison(f"{w}: /explain p50 vs /predict, 1 connection (no goal)", p50, "ms", predict_1["p50_ms"]),
+        Comparison(f"{w}: /explain p99 vs /predict, 1 connection (no goal)", p99, "ms", predict_1["p99_ms"]),
     ]  # fmt: skip
 
 

@@ -50,6 +50,9 @@ trail (gate `audit_export`) when the bundle was written.
   AI Act Annex IV, NIST AI RMF 1.0, ISO/IEC 42001 Annex A and SR 11-7, the records (by
   content hash) and files (by sha256) that satisfy it, or what is missing; frameworks/
   holds the mapping files it was computed with
+- explanations/summary.json: the model's global feature importance and its stability
+  against the previous version, and every explained prediction of this version in the
+  prediction log (request id, answer, base value and each feature's contribution)
 - lineage.json: data version (DVC md5), git revisions, feature service, run ids
 - spec/usecase.yaml: the spec at the training revision
 - trail.json: the audit trail's own verification at export time
@@ -126,6 +129,9 @@ def export(
     _write_json(out / "lineage.json", facts.lineage)
     write(spec, facts, out / "cards")
     (out / "cards" / "facts.json").write_text(facts_json(facts))
+    _write_json(
+        out / "explanations" / "summary.json", importance.bundle_summary(settings, spec, mv, facts)
+    )
     rev = facts.tags.get("data_rev", "")
     # the spec the version trained on (found by its spec_hash for a workspace run), never
     # today's file, which may have been edited since

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.governance.facts import VersionFacts
 from shipway.governance.versions import versions
@@ -126,3 +127,51 @@ def attach(client: Any, spec: UseCaseSpec, facts: VersionFacts, mv: Any) -> Vers
     """``facts`` with :func:`explanation_facts` of ``mv``, for the cards that render them."""
     facts.explanations = explanation_facts(client, spec, mv)
     return facts
+
+
+SERVED_LIMIT = 1000
+"""Explained predictions of one version an audit bundle lists in full (newest first)."""
+
+
+def served_explanations(settings: Settings, spec: UseCaseSpec, mv: Any) -> dict[str, Any]:
+    """The version's explained predictions from the prediction log, for the audit bundle:
+    how many, the mean absolute contribution per feature over them, and each one's full
+    explanation with its request id (newest :data:`SERVED_LIMIT`). A log that cannot be
+    read is said, not fatal: the bundle is still written."""
+    from shipway.core.predictionlog import PredictionLog
+
+    try:
+        plog = PredictionLog(settings.prediction_log)
+        try:
+            rows = plog.explained(spec.name, mv.name, str(mv.version), SERVED_LIMIT + 1)
+        finally:
+            plog.close()
+    except Exception as exc:
+        return {"error": f"prediction log unreadable: {type(exc).__name__}: {exc}"[:400]}
+    listed = rows[:SERVED_LIMIT]
+    mean: dict[str, float] = {}
+    for r in listed:
+        for f, v in r["explanation"]["contributions"].items():
+            mean[f] = mean.get(f, 0.0) + abs(float(v)) / len(listed)
+    return {
+        "explained": len(listed),
+        "truncated": len(rows) > SERVED_LIMIT,
+        "mean_abs_contribution": dict(sorted(mean.items(), key=lambda kv: -kv[1])),
+        "predictions": [
+            {k: r[k] for k in ("request_id", "ts", "prediction", "label", "variant", "explanation")}
+            for r in listed
+        ],
+    }
+
+
+def bundle_summary(
+    settings: Settings, spec: UseCaseSpec, mv: Any, facts: VersionFacts
+) -> dict[str, Any]:
+    """``explanations/summary.json`` of the audit bundle: the card's global importance and
+    stability, and why each explained prediction of the version was given."""
+    return {
+        "model": mv.name,
+        "version": str(mv.version),
+        "global": facts.explanations,
+        "served": served_explanations(settings, spec, mv),
+    }

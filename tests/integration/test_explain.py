@@ -157,6 +157,47 @@ def test_predict_stores_no_explanation(served: Served, body: dict[str, Any]) -> 
     assert row is not None and row["explanation"] is None
 
 
+def test_audit_bundle_and_model_card_say_why(
+    served: Served,
+    settings: Settings,
+    hotel: UseCaseSpec,
+    champion: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The version's audit bundle lists the explained predictions of the log (this one
+    included) and the card's global importance; the bundle still verifies."""
+    from shipway.core import registry
+    from shipway.governance.audit import export, verify_bundle
+
+    own = Settings(
+        root=ROOT,
+        state_dir=tmp_path / "state",  # the export's trail record stays in this test
+        data_dir=settings.data,
+        prediction_log_uri=served.env["SHIPWAY_PREDICTION_LOG_URI"],
+        mlflow_tracking_uri=champion["uri"],
+    )
+    client = registry.connect(own.tracking_uri)
+    mv = client.get_model_version(hotel.registered_model_name, champion["version"])
+    out = tmp_path / "bundle"
+    manifest = export(own, client, hotel, mv, out)
+    assert "explanations/summary.json" in manifest["files"]
+    assert verify_bundle(out) == []
+    summary = json.loads((out / "explanations" / "summary.json").read_text())
+    served_part = summary["served"]
+    by_id = {p["request_id"]: p for p in served_part["predictions"]}
+    assert RID in by_id and served_part["explained"] == len(by_id) >= 2
+    why = by_id[RID]["explanation"]
+    assert abs(why["base_value"] + sum(why["contributions"].values()) - why["output"]) <= 1e-6
+    assert set(served_part["mean_abs_contribution"]) == set(hotel.model_feature_names)
+    glob = summary["global"]
+    assert glob["method"] == "lightgbm_tree_shap" and glob["rows"] > 0
+    assert set(glob["importance"]) == set(hotel.model_feature_names)
+    card = (out / "cards" / "model_card.md").read_text()
+    section = card[card.index("## Explanations") :].split("\n## ")[0]
+    assert f"| 1 | {next(iter(glob['importance']))} |" in section
+    assert "Spearman rank correlation" in section or "n/a" in section
+
+
 def _lineage(served: Served, settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """``shipway lineage`` in a new process, on the service's log and registry."""
     env = {
