@@ -12,11 +12,11 @@ feature) is what the prediction log stores.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from services.schema import class_name
+from services.schema import _numbers_only, class_name
 from shipway.core.explain import Explanation
 from shipway.core.spec import Task, UseCaseSpec
 
@@ -70,12 +70,11 @@ def explain_types(
         __base__=row,
         __doc__=f"One {spec.title} request to predict and explain.",
         top=(
-            int,
+            Annotated[int, _numbers_only("int")],  # as the row's integers: no true or "3"
             Field(
                 default=min(DEFAULT_TOP, n),
                 ge=1,
                 le=n,
-                strict=True,
                 description=f"How many contributions to list, largest first (1-{n}).",
                 examples=[min(DEFAULT_TOP, n)],
             ),

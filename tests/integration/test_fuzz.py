@@ -1,7 +1,7 @@
 """Hostile input against the real served app (`bentoml serve`, bearer auth on as in the chart).
 
 * Property-based fuzzing from the service's own OpenAPI schema (schemathesis): valid and
-  schema-violating requests to /predict, /predict_batch and /feedback, at least
+  schema-violating requests to /predict, /predict_batch, /explain and /feedback, at least
   ``MIN_REQUESTS`` in all, never a 5xx and every answer conforming to the schema
   (status code, content type, body) with schemathesis' default checks. Every
   schema-violating request gets exactly 400: refused by validation, never scored,
@@ -71,12 +71,14 @@ EXAMPLES: dict[tuple[str, str], int] = {
     ("/predict", "negative"): 70,
     ("/predict_batch", "positive"): 80,
     ("/predict_batch", "negative"): 50,
+    ("/explain", "positive"): 60,
+    ("/explain", "negative"): 40,
     ("/feedback", "positive"): 110,
     ("/feedback", "negative"): 70,
     (INFER, "positive"): 60,
     (INFER, "negative"): 40,
 }
-"""Hypothesis examples per operation and mode (510 in all; a mode whose space is
+"""Hypothesis examples per operation and mode (710 in all; a mode whose space is
 smaller stops early, so the total actually sent is asserted, not assumed). These pin
 what the CLI run below does not: a schema-violating request gets exactly 400."""
 NESTING = 100_000
@@ -198,7 +200,13 @@ def test_at_least_min_requests_in_all(served: Fuzzed) -> None:
     require(bool(served.sent), "counts the generated-request tests: run the whole module")
     assert len(served.sent) >= MIN_REQUESTS, len(served.sent)
     assert all(s < 500 for *_, s in served.sent)
-    assert {p for p, _, _ in served.sent} == {"/predict", "/predict_batch", "/feedback", INFER}
+    assert {p for p, _, _ in served.sent} == {
+        "/predict",
+        "/predict_batch",
+        "/explain",
+        "/feedback",
+        INFER,
+    }
 
 
 def _nested(depth: int, opener: str, closer: str) -> bytes:
@@ -317,7 +325,7 @@ def test_schemathesis_cli_all_checks_all_modes(served: Fuzzed, tmp_path: Path) -
     assert not [s for s in statuses if s >= 500], (statuses, summary)
     assert proc.returncode == 0, summary
     assert len(entries) >= MIN_CLI_REQUESTS, (len(entries), statuses)
-    assert {"/predict", "/predict_batch", "/feedback"} <= routes, routes
+    assert {"/predict", "/predict_batch", "/explain", "/feedback"} <= routes, routes
 
 
 def test_schemathesis_cli_on_the_oip_routes(served: Fuzzed, tmp_path: Path) -> None:

@@ -37,6 +37,8 @@ def test_top_is_bounded_by_the_features_and_named_when_wrong(types: Types) -> No
     ok = ex.request.model_validate({**_body(spec), "top": n})
     assert ok.top == n  # type: ignore[attr-defined]
     assert ex.request.model_validate(_body(spec)).top == 5  # type: ignore[attr-defined]
+    # an exact float is an integer, as in JSON Schema and the row's own integer fields
+    assert ex.request.model_validate({**_body(spec), "top": 2.0}).top == 2  # type: ignore[attr-defined]
     for bad in (0, n + 1, "3", 2.5, True):
         with pytest.raises(ValidationError) as err:
             ex.request.model_validate({**_body(spec), "top": bad})
