@@ -40,6 +40,8 @@ def _register(client: Any, algorithm: str, tmp: Path) -> Any:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("importance")
     mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    # artifacts in the temp dir too (the default, ./mlruns, is the working directory)
+    mlflow.create_experiment("importance", artifact_location=(tmp / "artifacts").as_uri())
     mlflow.set_experiment("importance")
     client = mlflow.MlflowClient()
     versions = [_register(client, a, tmp) for a in ("lightgbm", "random_forest", "linear")]
