@@ -137,3 +137,49 @@ def test_prediction_log_on_postgres(postgres_url: str) -> None:
     gone = log.delete("hotel_rates", entity=("agent", "a0"))
     assert gone == {"predictions": 10, "feedback": 1}
     assert log.count("hotel_rates") == 20
+
+
+def test_explanations_migrate_into_an_older_log_on_postgres(postgres_url: str) -> None:
+    """A PostgreSQL log created before explanations existed gains the nullable column when
+    opened; its rows read back unchanged, and an explained prediction is stored whole."""
+    import sqlalchemy as sa
+
+    _createdb(postgres_url, "predlog_old")
+    url = _sa(postgres_url, "predlog_old")
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE predictions (request_id VARCHAR(64) PRIMARY KEY, ts TIMESTAMPTZ "
+            "NOT NULL, usecase VARCHAR(64) NOT NULL, model_name VARCHAR(128) NOT NULL, "
+            "model_version VARCHAR(32) NOT NULL, variant VARCHAR(16) NOT NULL, mode "
+            "VARCHAR(16) NOT NULL, entity_keys TEXT NOT NULL, features TEXT NOT NULL, missing "
+            "TEXT NOT NULL, prediction FLOAT NOT NULL, label VARCHAR(64), event_time "
+            "TIMESTAMPTZ, latency_ms FLOAT NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO predictions VALUES ('old-1', now(), 'hotel_rates', 'hotel_rates', '1', "
+            "'champion', 'served', '{}', '{\"lead_time\": 3}', '[]', 99.5, NULL, NULL, 1.0)"
+        )
+    old.dispose()
+    log = PredictionLog(url)
+    row = log.get("old-1")
+    assert row is not None and row["prediction"] == 99.5 and row["explanation"] is None
+    why = {"method": "linear_exact", "base_value": 1.0, "contributions": {"lead_time": 2.0}}
+    log.append(
+        [
+            PredictionRecord(
+                request_id="new-1",
+                usecase="hotel_rates",
+                model_name="hotel_rates",
+                model_version="1",
+                variant="champion",
+                entity_keys={},
+                features={"lead_time": 4},
+                prediction=3.0,
+                latency_ms=1.0,
+                explanation=why,
+            )
+        ]
+    )
+    assert PredictionLog(url).get("new-1")["explanation"] == why  # type: ignore[index]
+    assert [r["request_id"] for r in log.explained("hotel_rates", "hotel_rates", "1")] == ["new-1"]
