@@ -55,7 +55,7 @@ WRONG_TOKEN = secrets.token_urlsafe(32)
 MIN_REQUESTS = 500
 MIN_CLI_REQUESTS = 3000
 CLI_EXAMPLES = 1300
-"""schemathesis ``--max-examples`` per operation (about 3,400 requests over the 7 routes:
+"""schemathesis ``--max-examples`` per operation (about 3,400 requests over the 8 routes:
 the two prediction routes take most; /feedback soon meets only unknown ids)."""
 INFER = "/v2/models/{model_name}/infer"
 """The Open Inference Protocol's infer route, fuzzed on the served model's name (any other
