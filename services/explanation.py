@@ -65,12 +65,13 @@ def explain_types(
 ) -> ExplainTypes:
     """``/predict``'s row plus ``top``; ``/predict``'s answer plus ``explanation``."""
     n = len(spec.model_feature_names)
+    integer: Any = Annotated[int, _numbers_only("int")]  # as the row's: no true or "3"
     request = create_model(
         class_name(spec, "ExplainRequest"),
         __base__=row,
         __doc__=f"One {spec.title} request to predict and explain.",
         top=(
-            Annotated[int, _numbers_only("int")],  # as the row's integers: no true or "3"
+            integer,
             Field(
                 default=min(DEFAULT_TOP, n),
                 ge=1,
