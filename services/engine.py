@@ -281,7 +281,7 @@ class Engine:
             values = self._predict(served, feats, idx, jobs)
             why = None
             if explain and values is not None:  # /predict never pays for an explanation
-                why = self._explain(served, feats, idx, jobs)
+                why = self._explain(served, feats, idx, jobs, values)
             if values is None or (explain and why is None):
                 continue
             for n, (i, value) in enumerate(zip(idx, values, strict=True)):
@@ -315,12 +315,18 @@ class Engine:
             return None
 
     def _explain(
-        self, served: ServedModel, feats: scoring.Features, idx: list[int], jobs: Sequence[Job]
+        self,
+        served: ServedModel,
+        feats: scoring.Features,
+        idx: list[int],
+        jobs: Sequence[Job],
+        values: Any,
     ) -> list[Explanation] | None:
-        """The explanations of rows ``idx`` (None, logged with the ids, when it fails: those
-        rows then fail like unscored ones, and nothing of them is logged)."""
+        """The explanations of rows ``idx``, whose answers are ``values`` (None, logged
+        with the ids, when it fails: those rows then fail like unscored ones, and nothing
+        of them is logged)."""
         try:
-            return explain(self.spec, served.model, feats.x.iloc[idx])
+            return explain(self.spec, served.model, feats.x.iloc[idx], values)
         except Exception:
             log.exception(
                 "shipway: %s v%s (%s) failed to explain %d row(s); request ids %s",

@@ -84,8 +84,8 @@ def _contributions(spec: UseCaseSpec, est: Any, z: np.ndarray) -> tuple[str, str
     """(method, scale, array n x (columns + 1)) whose last column is the base value."""
     clf = spec.target.task is Task.binary_classification
     kind = spec.model.algorithm
-    if kind == "lightgbm":
-        contrib = est.booster_.predict(z, pred_contrib=True)
+    if kind == "lightgbm":  # one thread: OpenMP's start-up costs more than a few rows
+        contrib = est.booster_.predict(z, pred_contrib=True, num_threads=1)
         return "lightgbm_tree_shap", "log_odds" if clf else "value", np.asarray(contrib)
     if kind == "random_forest":
         import shap
@@ -103,8 +103,13 @@ def _contributions(spec: UseCaseSpec, est: Any, z: np.ndarray) -> tuple[str, str
     return "linear_exact", "log_odds" if clf else "value", out
 
 
-def explain(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> list[Explanation]:
-    """Explanations of ``model``'s answers on the model frame ``x``, one per row."""
+def explain(
+    spec: UseCaseSpec, model: Any, x: pd.DataFrame, served: Any = None
+) -> list[Explanation]:
+    """Explanations of ``model``'s answers on the model frame ``x``, one per row.
+
+    ``served``: the answers the caller already has for these rows (the service has just
+    scored them), so they are not computed a second time; by default they are."""
     from shipway.core.modelframe import predict
 
     pre, est = model.named_steps["pre"], model.named_steps["model"]
@@ -112,7 +117,8 @@ def explain(spec: UseCaseSpec, model: Any, x: pd.DataFrame) -> list[Explanation]
     method, scale, contrib = _contributions(spec, est, z)
     owners = encoded_owners(pre)
     names = list(spec.model_feature_names)
-    served = predict(spec, model, x)
+    if served is None:
+        served = predict(spec, model, x)
     result = []
     for i in range(len(z)):
         base = float(contrib[i, -1])

@@ -25,6 +25,9 @@ def test_contributions_sum_to_the_output(algorithm: str, task: Task) -> None:
     np.testing.assert_allclose([e.output for e in found], want, rtol=1e-9, atol=1e-9)
     # what the service answers rides along, unchanged
     np.testing.assert_array_equal([e.prediction for e in found], predict(c.spec, model, x))
+    # the service passes the answers it already has: same explanations, no second predict
+    given = explain(c.spec, model, x, predict(c.spec, model, x))
+    assert [e.to_dict() for e in given] == [e.to_dict() for e in found]
     assert all(set(e.contributions) == set(c.spec.model_feature_names) for e in found)
 
 
