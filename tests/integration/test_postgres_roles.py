@@ -275,3 +275,35 @@ def test_feast_role_owns_the_registry_database_only(server: str) -> None:
     with connect(server, "feast", "feast") as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS probe (x int)")
         conn.execute("DROP TABLE probe")  # Feast's SQL registry creates its own tables
+
+
+def test_a_log_the_service_role_cannot_migrate_still_serves_and_refuses_explanations(
+    server: str,
+) -> None:
+    """A log created before explanations (the column dropped here by the superuser) opened
+    by the service role, which may not ALTER it: predictions are still logged and read,
+    an explained one is refused naming the column; once the owner runs the chart's schema
+    file (its ALTER ... ADD COLUMN IF NOT EXISTS), explanations are stored."""
+    from shipway.core.predictionlog import ColumnMissing
+
+    owner = server.rsplit("/", 1)[0] + "/predictions"
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("ALTER TABLE predictions DROP COLUMN IF EXISTS explanation")
+    log = PredictionLog(uri(server, "predictions", "predictions"))
+    now = datetime.now(UTC)
+    log.append([record("old-role-1", now)])
+    assert log.get("old-role-1")["prediction"] == pytest.approx(101.5)  # type: ignore[index]
+    explained = record("old-role-2", now)
+    explained.explanation = {"method": "linear_exact", "contributions": {"lead_time": 1.0}}
+    with pytest.raises(ColumnMissing, match="explanation"):
+        log.append([explained])
+    assert log.get("old-role-2") is None  # nothing of the refused append was written
+    log.close()
+    with psycopg.connect(owner, autocommit=True) as conn:
+        for statement in schema_sql().split(";\n"):
+            if statement.strip().startswith("ALTER TABLE"):
+                conn.execute(statement)
+    again = PredictionLog(uri(server, "predictions", "predictions"))
+    again.append([explained])
+    assert again.get("old-role-2")["explanation"] == explained.explanation  # type: ignore[index]
+    again.close()
