@@ -33,7 +33,7 @@ from services.explanation import explain_types, why
 from services.metrics import ServiceMetrics, gauges_text
 from services.middleware import GuardMiddleware
 from services.schema import FeedbackRequest, FeedbackResponse, api_types
-from shipway.core.predictionlog import FeedbackStatus
+from shipway.core.predictionlog import ColumnMissing, FeedbackStatus
 from shipway.core.settings import get_settings
 from shipway.core.usecases import load_usecase
 
@@ -166,6 +166,9 @@ class PredictionService:
             return _error(ctx, 503, "model or feature store not loaded yet; retry shortly")
         except DuplicateRequestId:
             return _error(ctx, 409, "X-Request-ID already used by an earlier prediction")
+        except ColumnMissing as exc:  # an older cluster log its owner has not upgraded yet
+            log.error("shipway: request %s not explained: %s", job.request_id, exc)
+            return _error(ctx, 503, "explanations cannot be stored by this prediction log yet")
         except ScoringFailed:
             raise
         except Exception as exc:  # logged with the id; the client gets BentoML's plain 500
