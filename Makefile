@@ -59,7 +59,7 @@ serve: $(STAMP) ## Run the prediction service (bentoml serve) for USECASE on por
 predict-batch: $(STAMP) ## Score a CSV/Parquet file: make predict-batch IN=in.parquet OUT=out.parquet
 	$(BIN)/shipway predict batch --usecase $(USECASE) -i $(IN) -o $(OUT)
 
-compile: $(STAMP) ## Compile the KFP pipeline YAML (committed, golden-tested) and sync the chart's copy
+compile: $(STAMP) ## Compile the KFP pipelines' YAML (training, batch; committed, golden-tested) and sync the chart's copy
 	$(BIN)/shipway pipeline compile
 	tools/chart-sync.sh
 

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.rowscorer import Predict, predictor
 from shipway.core import registry
 from shipway.core.spec import UseCaseSpec
+from shipway.scoring.models import load_version
+from shipway.scoring.rowscorer import Predict
 
 log = logging.getLogger("shipway.service")
 
@@ -36,7 +37,7 @@ class ServedModel:
     trained_at: float
     """Unix time the version was registered (the end of its training run)."""
     scorer: Predict | None = None
-    """The model on model columns (``services.rowscorer.predictor``: exactly the pipeline's
+    """The model on model columns (``shipway.scoring.rowscorer.predictor``: exactly the pipeline's
     numbers, without its per-call pandas overhead); None: score through ``model``."""
 
 
@@ -99,8 +100,7 @@ class ModelLoader:
         client = self.client()
         mv = client.get_model_version(self.name, version)
         if version not in self._cache:
-            model = registry.load(f"models:/{self.name}/{version}")
-            self._cache[version] = (model, predictor(self.spec, model))
+            self._cache[version] = load_version(self.spec, self.name, version)
         model, scorer = self._cache[version]
         return ServedModel(
             name=self.name,

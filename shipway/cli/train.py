@@ -154,11 +154,16 @@ def compile_cmd(
     ] = None,
     image: Annotated[str | None, typer.Option(help="Component image (default: settings).")] = None,
 ) -> None:
-    """Compile the pipeline to the YAML the Kubeflow UI uploads."""
+    """Compile the pipelines to the YAML the Kubeflow UI uploads (with no --output: the
+    training and the batch-scoring pipeline, both committed)."""
+    from pipelines.batch import compile_batch_pipeline
     from pipelines.training import COMPILED, DEFAULT_IMAGE, compile_pipeline
 
     path = compile_pipeline(output or COMPILED, image or DEFAULT_IMAGE)
     console.print(f"[green]compiled[/] {path}")
+    if output is None:
+        batch = compile_batch_pipeline(image=image or DEFAULT_IMAGE)
+        console.print(f"[green]compiled[/] {batch}")
 
 
 @pipeline_app.command("submit")

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 
 from pipelines.steps import learner
-from services import rowscorer
-from services.scoring import Features
 from shipway.core import modelframe
 from shipway.core.modelframe import MISSING_CATEGORY, model_columns, model_frame
 from shipway.core.spec import DType, Task, UseCaseSpec
 from shipway.core.usecases import load_usecase
+from shipway.scoring import rowscorer
+from shipway.scoring.features import Features
 
 
 def _frame(spec: UseCaseSpec, n: int, seed: int = 0) -> pd.DataFrame:

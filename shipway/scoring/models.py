@@ -1,0 +1,53 @@
+"""A registered version pinned once and loaded exactly, for every part that scores.
+
+A batch (one process or many shards) resolves the champion alias *once*, at start, and
+every chunk or shard loads that exact version: the alias may move while the batch runs
+(a promotion, a rollback), and a batch scored by two versions would be two batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shipway.core import registry
+from shipway.core.spec import UseCaseSpec
+from shipway.scoring.rowscorer import Predict, predictor
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """The version a batch scores with and the lineage each output row carries."""
+
+    name: str
+    version: str
+    feature_service: str
+    """The feature service the version was trained through (its lineage tag; the spec's
+    current one for a version registered without the tag)."""
+    data_version: str
+    """The DVC md5 of the data the version was trained on ('' when not recorded)."""
+
+
+def pin_champion(tracking_uri: str, spec: UseCaseSpec) -> Pinned:
+    """The champion's version now, with its lineage tags; a clear error without one."""
+    client = registry.connect(tracking_uri)
+    mv = registry.alias_version(client, spec.registered_model_name, registry.CHAMPION)
+    if mv is None:
+        raise LookupError(
+            f"no {registry.CHAMPION} version of {spec.registered_model_name!r} to score with "
+            f"in the registry at {registry.address(tracking_uri)}"
+        )
+    tags = dict(mv.tags or {})
+    return Pinned(
+        name=spec.registered_model_name,
+        version=str(mv.version),
+        feature_service=str(tags.get("feature_service") or spec.feature_service_name),
+        data_version=str(tags.get("data_version") or ""),
+    )
+
+
+def load_version(spec: UseCaseSpec, name: str, version: str) -> tuple[Any, Predict]:
+    """The exact registered version (never the alias: it may have moved) and its fastest
+    exact scorer (:func:`shipway.scoring.rowscorer.predictor`)."""
+    model = registry.load(f"models:/{name}/{version}")
+    return model, predictor(spec, model)
