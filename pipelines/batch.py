@@ -133,8 +133,11 @@ def build_batch_pipeline(image: str = DEFAULT_IMAGE, parallelism: int = DEFAULT_
     return batch_pipeline
 
 
-def compile_batch_pipeline(path: Path = COMPILED, image: str = DEFAULT_IMAGE) -> Path:
+def compile_batch_pipeline(
+    path: Path = COMPILED, image: str = DEFAULT_IMAGE, parallelism: int = DEFAULT_PARALLELISM
+) -> Path:
     """Write the batch pipeline YAML that the Kubeflow UI uploads."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_batch_pipeline(image), package_path=str(path))
+    pipeline = build_batch_pipeline(image, parallelism)
+    compiler.Compiler().compile(pipeline, package_path=str(path))
     return path

@@ -249,6 +249,25 @@ def run_local(
     Everything kfp.local prints goes to ``reporter`` (else the one set by
     :func:`reporting`, else through to stdout).
     """
+    arguments = pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of)
+    pipeline = build_pipeline(settings.image)
+    artifact = run_pipeline_local(settings, pipeline, PIPELINE_NAME, arguments, reporter)
+    return dict(json.loads(Path(artifact.path).read_text()))
+
+
+def run_pipeline_local(
+    settings: Settings,
+    pipeline: Any,
+    name: str,
+    arguments: dict[str, Any],
+    reporter: TaskReporter | None = None,
+) -> Any:
+    """Run ``pipeline`` through kfp.local in this virtualenv; its output artifact.
+
+    Everything kfp.local prints goes to ``reporter`` (else the one set by
+    :func:`reporting`, else through to stdout); a failed run raises
+    :class:`PipelineFailed` naming the task and the cause it raised.
+    """
     from kfp import local
 
     settings.export_env()
@@ -257,17 +276,14 @@ def run_local(
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
     )
-    pipeline = build_pipeline(settings.image)
     titles = task_titles(pipeline)
     report = reporter or _reporter.get() or PassThrough(sys.stdout)
-    report.pipeline_started(PIPELINE_NAME, len(titles))
+    report.pipeline_started(name, len(titles))
     out = KfpOutput(report, titles)
     try:
         # kfp.local prints its log and each component's output; its warnings go to stderr
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            task = pipeline(
-                **pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of)
-            )
+            task = pipeline(**arguments)
     except RuntimeError as exc:
         out.close()
         cause = failure_cause(out.lines)
@@ -281,8 +297,7 @@ def run_local(
             log.warning(
                 "kfp output reporter failed, the run went on without it: %r", err, exc_info=err
             )
-    artifact = task.output
-    return dict(json.loads(Path(artifact.path).read_text()))
+    return task.output
 
 
 def run_in_process(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shipway.cli import access as _access  # noqa: F401  (registers commands)
 from shipway.cli import assess as _assess  # noqa: F401
+from shipway.cli import batch as _batch  # noqa: F401
 from shipway.cli import data as _data  # noqa: F401
 from shipway.cli import demo as _demo  # noqa: F401
 from shipway.cli import features as _features  # noqa: F401

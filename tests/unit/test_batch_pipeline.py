@@ -53,11 +53,7 @@ def test_shards_fan_out_in_a_parallel_for_with_retry_then_one_commit() -> None:
 
 
 def test_parallelism_is_configurable(tmp_path: Path) -> None:
-    from kfp import compiler
-
-    path = tmp_path / "p.yaml"
-    compiler.Compiler().compile(build_batch_pipeline(DEFAULT_IMAGE, 7), package_path=str(path))
-    spec, _ = load(path)
+    spec, _ = load(compile_batch_pipeline(tmp_path / "p.yaml", DEFAULT_IMAGE, 7))
     (loop,) = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
     assert loop["iteratorPolicy"]["parallelismLimit"] == 7
     with pytest.raises(ValueError, match="parallelism"):

@@ -1,0 +1,168 @@
+"""The batch-scoring pipeline (issue 18) on the session's real champion, Feast store and
+MLflow registry: kfp.local runs the compiled pipeline's components in processes, a
+ParallelFor of shards, then the atomic commit.
+
+It shows: output row count and keys equal the input's, with the numbers of the
+one-process job (the real-time scoring path); every row carries the version that was
+champion at start, even when the alias moves mid-run; a shard failure leaves no output,
+and the re-run commits exactly one copy of each row; a retried shard overwrites its own
+file. The session's trained champion is reused (no training here).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.batchrun import BatchJob, run_batch_local
+from pipelines.runner import PipelineFailed
+from pipelines.steps.batch import MANIFEST, commit_task, plan_task, read_output, shard_task
+from shipway.core import registry
+from shipway.core.settings import Settings
+from shipway.core.spec import UseCaseSpec
+from tests.conftest import registry_copy, session_champion
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def world(
+    settings: Settings, feast_store: Any, request: pytest.FixtureRequest, tmp_path_factory
+) -> Settings:
+    """A copy of the session registry (this module moves the champion alias) and of its
+    Feast store, with a second version of the same model to move the alias to."""
+    state = tmp_path_factory.mktemp("batch-pipeline")
+    s = registry_copy(settings, state, session_champion(request))
+    shutil.copytree(settings.state / "feast", state / "feast")
+    s.export_env()
+    return s
+
+
+@pytest.fixture(scope="module")
+def rows(settings: Settings, hotel: UseCaseSpec) -> pd.DataFrame:
+    """Real bookings with a pass-through id, one key the store has never seen."""
+    events = pd.read_parquet(settings.usecase_data(hotel.name) / "features" / "events.parquet")
+    frame = events[hotel.entity_columns + hotel.request_field_names].head(900).copy()
+    frame.insert(0, "booking_id", [f"b{i:05d}" for i in range(len(frame))])
+    frame.loc[7, "agent"] = "agent_never_seen"
+    return frame.reset_index(drop=True)
+
+
+def second_version(s: Settings, name: str) -> tuple[str, str]:
+    """(champion, another version of the same artifact): somewhere to move the alias."""
+    client = registry.connect(s.tracking_uri)
+    champ = registry.alias_version(client, name, registry.CHAMPION)
+    assert champ is not None
+    other = client.create_model_version(name, champ.source, champ.run_id, tags=champ.tags)
+    return str(champ.version), str(other.version)
+
+
+def test_pipeline_scores_every_row_once_with_the_keys_and_the_job_numbers(
+    world: Settings, hotel: UseCaseSpec, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    from services.batch import run
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rows.iloc[:500].to_parquet(src / "a.parquet", index=False)
+    rows.iloc[500:].to_parquet(src / "b.parquet", index=False)
+    out = tmp_path / "scored"
+    job = BatchJob(hotel.name, str(src), str(out), "booking_id", shards=3, parallelism=2)
+    manifest = run_batch_local(world, job)
+    champion = registry.alias_version(registry.connect(world.tracking_uri), hotel.name, "champion")
+    assert champion is not None
+    assert manifest["rows"] == len(rows) and len(manifest["shards"]) == 3
+    assert manifest["model_version"] == str(champion.version)
+    assert manifest["feature_service"] == hotel.feature_service_name
+    assert manifest["data_version"] == champion.tags["data_version"]
+    on_disk, table = read_output(str(out))
+    assert on_disk == manifest and (out / MANIFEST).is_file()
+    got = table.to_pandas().sort_values("booking_id").reset_index(drop=True)
+    assert list(got["booking_id"]) == list(rows["booking_id"])  # every key, exactly once
+    assert set(got["model_version"]) == {str(champion.version)}
+    assert set(got["model_name"]) == {hotel.registered_model_name}
+    assert set(got["data_version"]) == {champion.tags["data_version"]}
+    # the same numbers as the one-process job (the real-time scoring path)
+    rows.to_parquet(tmp_path / "all.parquet", index=False)
+    run(world, hotel, tmp_path / "all.parquet", tmp_path / "job.parquet", progress=False)
+    job = pd.read_parquet(tmp_path / "job.parquet")
+    assert list(got["prediction"]) == list(job["prediction"])
+    assert got.loc[7, "missing_features"].tolist() == job.loc[7, "missing_features"].tolist()
+    assert not list(tmp_path.glob("_scored.staging-*")), "the staging folder was moved in"
+
+
+def test_a_failed_shard_commits_nothing_and_the_rerun_commits_one_copy(
+    world: Settings, hotel: UseCaseSpec, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    rows.iloc[:450].to_csv(src / "a.csv", index=False)
+    broken = rows.iloc[450:].drop(columns=[hotel.request_field_names[0]])
+    broken.to_csv(src / "b.csv", index=False)  # a shard's file lacks a column the model needs
+    out = tmp_path / "scored"
+    job = BatchJob(hotel.name, str(src), str(out), shards=2, parallelism=2)
+    with pytest.raises(PipelineFailed, match=f"lacks column.*{hotel.request_field_names[0]}"):
+        run_batch_local(world, job)
+    assert not out.exists(), "a failed run must not leave an output that looks complete"
+    rows.iloc[450:].to_csv(src / "b.csv", index=False)  # fixed, and run again
+    manifest = run_batch_local(world, job)
+    _, table = read_output(str(out))
+    keys = table.column("row_key").to_pylist()
+    want = [f"a.csv#{i}" for i in range(450)] + [f"b.csv#{i}" for i in range(len(rows) - 450)]
+    assert sorted(keys) == sorted(want) and len(keys) == len(set(keys)) == manifest["rows"]
+    # only the committed run's files are in the output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")) == [
+        "shard=00000/part-0.parquet",
+        "shard=00001/part-0.parquet",
+    ]
+
+
+def test_rows_carry_the_champion_at_start_even_when_it_moves_mid_run(
+    world: Settings, hotel: UseCaseSpec, rows: pd.DataFrame, feast_store: Any, tmp_path: Path
+) -> None:
+    """The plan pins the version; the alias moves before any shard runs (and a shard is
+    retried after it moved); every row still carries the pinned version."""
+    rows.to_parquet(tmp_path / "in.parquet", index=False)
+    out = tmp_path / "scored"
+    plan = tmp_path / "plan.json"
+    pinned, other = second_version(world, hotel.registered_model_name)
+    indices = plan_task(
+        hotel.name, str(tmp_path / "in.parquet"), str(out), "", 2, world.tracking_uri, "run-1", plan
+    )
+    client = registry.connect(world.tracking_uri)
+    registry.set_alias(client, hotel.registered_model_name, registry.CHAMPION, other)
+    try:
+        first = [shard_task(plan, i, 100, feast_store) for i in indices]
+        retried = shard_task(plan, 0, 100, feast_store)  # a retry overwrites, never adds
+        assert retried["sha256"] == first[0]["sha256"]
+        manifest = commit_task(plan, [retried, first[1]])
+    finally:
+        registry.set_alias(client, hotel.registered_model_name, registry.CHAMPION, pinned)
+    _, table = read_output(str(out))
+    assert table.num_rows == len(rows) == manifest["rows"]
+    assert set(table.column("model_version").to_pylist()) == {pinned} != {other}
+    assert len(set(table.column("row_key").to_pylist())) == len(rows)
+    assert sorted(p.name for p in out.rglob("*.parquet")) == ["part-0.parquet"] * 2
+    assert pq.read_table(out / "shard=00000" / "part-0.parquet").num_rows == first[0]["rows"]
+
+
+def test_commit_refuses_to_overwrite_what_it_did_not_write(
+    world: Settings, hotel: UseCaseSpec, rows: pd.DataFrame, feast_store: Any, tmp_path: Path
+) -> None:
+    rows.head(50).to_parquet(tmp_path / "in.parquet", index=False)
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "data.txt").write_text("not a batch output")
+    plan = tmp_path / "plan.json"
+    indices = plan_task(hotel.name, str(tmp_path / "in.parquet"), str(out), "", 1, "", "r", plan)
+    results = [shard_task(plan, i, 100, feast_store) for i in indices]
+    with pytest.raises(FileExistsError, match="precious"):
+        commit_task(plan, results)
+    assert (out / "data.txt").read_text() == "not a batch output"
+    with pytest.raises(RuntimeError, match="expected shards"):
+        commit_task(plan, [])
