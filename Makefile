@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format data features train serve predict-batch compile tools chart-sync chart-lint image bench bench-training bench-serving bench-drift bench-load bench-load-smoke audit clean
+.PHONY: help venv demo test test-unit lint format data features train serve predict-batch batch-run compile tools chart-sync chart-lint image bench bench-training bench-serving bench-batch bench-drift bench-load bench-load-smoke audit clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ serve: $(STAMP) ## Run the prediction service (bentoml serve) for USECASE on por
 predict-batch: $(STAMP) ## Score a CSV/Parquet file: make predict-batch IN=in.parquet OUT=out.parquet
 	$(BIN)/shipway predict batch --usecase $(USECASE) -i $(IN) -o $(OUT)
 
+SHARDS ?= 4
+batch-run: $(STAMP) ## The KFP batch pipeline on kfp.local: make batch-run IN=folder-or-file OUT=folder [SHARDS=4]
+	$(BIN)/shipway batch run --usecase $(USECASE) -i $(IN) -o $(OUT) --shards $(SHARDS)
+
 compile: $(STAMP) ## Compile the KFP pipelines' YAML (training, batch; committed, golden-tested) and sync the chart's copy
 	$(BIN)/shipway pipeline compile
 	tools/chart-sync.sh
@@ -80,17 +84,23 @@ WRK := command -v wrk >/dev/null || apt-get install -y wrk  # the C load generat
 bench: $(STAMP) ## Every benchmark against its same-run baseline, then one table of ratios (exit 1 on a missed goal)
 	$(BIN)/python -m benchmarks.training
 	@$(WRK)
-	$(BIN)/python -m benchmarks.serving
+	SHIPWAY_BENCH_BATCH=0 $(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.batch
 	$(BIN)/python -m benchmarks.drift
 	$(BIN)/python -m benchmarks.report
 
 bench-training: $(STAMP) ## kfp.local vs in-process pipeline; raw data -> champion
 	$(BIN)/python -m benchmarks.training
 
-bench-serving: $(STAMP) ## /predict vs the bare floor (wrk, A/B rounds, 1+2 workers, 1+16 conns); batch job vs floor
+bench-serving: $(STAMP) ## /predict vs the bare floor (wrk, A/B rounds, 1+2 workers, 1+16 conns)
 	@$(WRK)
-	$(BIN)/python -m benchmarks.serving
+	SHIPWAY_BENCH_BATCH=0 $(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.report serving
+
+BATCH_ROWS ?= 10000000
+bench-batch: $(STAMP) ## Batch scoring of BATCH_ROWS (10M) vs the bare floor; kfp.local pipeline 2 shards vs 1
+	SHIPWAY_BENCH_BATCH_ROWS=$(BATCH_ROWS) $(BIN)/python -m benchmarks.batch
+	$(BIN)/python -m benchmarks.report batch
 
 bench-drift: $(STAMP) ## drift on 1M x 20 and 10M x 20 vs the numpy floor on the same rows (+ peak RSS)
 	$(BIN)/python -m benchmarks.drift

@@ -142,19 +142,43 @@ def package_for(image: str, parallelism: int) -> Path:
     return compile_batch_pipeline(out, image, parallelism)
 
 
+def schedule_name(usecase: str, name: str = "") -> str:
+    """The recurring run's name: one schedule per (use case, name)."""
+    return f"{usecase}-batch-{name or 'scoring'}"
+
+
 def schedule_on_cluster(
-    settings: Settings, host: str, job: BatchJob, expression: str, experiment: str = "shipway-batch"
+    settings: Settings,
+    host: str,
+    job: BatchJob,
+    expression: str,
+    name: str = "",
+    experiment: str = "shipway-batch",
 ) -> str:
-    """Create a KFP recurring run of the batch pipeline; its id."""
+    """Create the KFP recurring run of the batch pipeline, replacing one of the same name
+    (so the chart's Job, run at every upgrade, keeps one schedule per entry); its id."""
     import kfp
 
     cron = kfp_cron(expression)
     args = job.arguments(settings, cluster=True)
+    job_name = schedule_name(job.usecase, name)
     client = kfp.Client(host=host)
     exp = client.create_experiment(experiment)
+    token = ""
+    while True:
+        page = client.list_recurring_runs(
+            page_token=token, page_size=100, experiment_id=exp.experiment_id
+        )
+        for old in page.recurring_runs or []:
+            if old.display_name == job_name:
+                client.delete_recurring_run(old.recurring_run_id)
+                log.info("replaced recurring run %s (%s)", old.recurring_run_id, job_name)
+        token = page.next_page_token or ""
+        if not token:
+            break
     run = client.create_recurring_run(
         experiment_id=exp.experiment_id,
-        job_name=f"{job.usecase}-batch-scoring",
+        job_name=job_name,
         description=f"Shipway batch scoring of {job.usecase}, cron {cron}",
         cron_expression=cron,
         max_concurrency=1,  # a late run never overlaps the next one on the same output

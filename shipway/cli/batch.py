@@ -121,6 +121,13 @@ def schedule_cmd(
         str | None,
         typer.Option(help="Kubeflow Pipelines API URL (default: SHIPWAY_KFP_HOST)."),
     ] = None,
+    name: Annotated[
+        str,
+        typer.Option(
+            help="Names the schedule (recurring run <usecase>-batch-<name>, replaced when it "
+            "exists)."
+        ),
+    ] = "",
     once: Annotated[
         bool, typer.Option("--once", help="Without a host: run once now and stop.")
     ] = False,
@@ -138,7 +145,7 @@ def schedule_cmd(
     host = host or settings.kfp_host
     if host:
         try:
-            job_id = schedule_on_cluster(settings, host, job, cron6)
+            job_id = schedule_on_cluster(settings, host, job, cron6, name)
         except ValueError as exc:
             raise UserError(str(exc)) from exc
         except Exception as exc:  # connection refused, auth: say which host failed

@@ -101,6 +101,18 @@ def model_columns(spec: UseCaseSpec, data: Mapping[str, Any], n: int) -> dict[st
     return out
 
 
+def model_column(spec: UseCaseSpec, name: str, values: np.ndarray) -> np.ndarray:
+    """One model feature typed as the model takes it: strings (null -> ``MISSING_CATEGORY``)
+    for a ``str`` request field, float32 for everything else. Element-wise, so a batch may
+    convert each distinct value once and index the result."""
+    return _category(values) if is_category(spec, name) else _number(values)
+
+
+def is_category(spec: UseCaseSpec, name: str) -> bool:
+    """Whether the model takes ``name`` as a category (a ``str`` request field)."""
+    return name in _plan(spec).categorical
+
+
 def model_frame(spec: UseCaseSpec, df: pd.DataFrame) -> pd.DataFrame:
     """Select the model features in a fixed order with fixed types.
 

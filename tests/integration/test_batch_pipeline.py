@@ -3,7 +3,7 @@ MLflow registry: kfp.local runs the compiled pipeline's components in processes,
 ParallelFor of shards, then the atomic commit.
 
 It shows: output row count and keys equal the input's, with the numbers of the
-one-process job (the real-time scoring path); every row carries the version that was
+real-time scoring path (row by row); every row carries the version that was
 champion at start, even when the alias moves mid-run; a shard failure leaves no output,
 and the re-run commits exactly one copy of each row; a retried shard overwrites its own
 file. The session's trained champion is reused (no training here).
@@ -25,6 +25,9 @@ from pipelines.steps.batch import MANIFEST, commit_task, plan_task, read_output,
 from shipway.core import registry
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
+from shipway.scoring import features
+from shipway.scoring.models import load_version
+from shipway.scoring.tables import required_columns
 from tests.conftest import registry_copy, session_champion
 
 pytestmark = pytest.mark.integration
@@ -62,11 +65,9 @@ def second_version(s: Settings, name: str) -> tuple[str, str]:
     return str(champ.version), str(other.version)
 
 
-def test_pipeline_scores_every_row_once_with_the_keys_and_the_job_numbers(
-    world: Settings, hotel: UseCaseSpec, rows: pd.DataFrame, tmp_path: Path
+def test_pipeline_scores_every_row_once_with_the_keys_and_the_real_time_numbers(
+    world: Settings, hotel: UseCaseSpec, rows: pd.DataFrame, feast_store: Any, tmp_path: Path
 ) -> None:
-    from services.batch import run
-
     src = tmp_path / "in"
     src.mkdir()
     rows.iloc[:500].to_parquet(src / "a.parquet", index=False)
@@ -87,12 +88,12 @@ def test_pipeline_scores_every_row_once_with_the_keys_and_the_job_numbers(
     assert set(got["model_version"]) == {str(champion.version)}
     assert set(got["model_name"]) == {hotel.registered_model_name}
     assert set(got["data_version"]) == {champion.tags["data_version"]}
-    # the same numbers as the one-process job (the real-time scoring path)
-    rows.to_parquet(tmp_path / "all.parquet", index=False)
-    run(world, hotel, tmp_path / "all.parquet", tmp_path / "job.parquet", progress=False)
-    job = pd.read_parquet(tmp_path / "job.parquet")
-    assert list(got["prediction"]) == list(job["prediction"])
-    assert got.loc[7, "missing_features"].tolist() == job.loc[7, "missing_features"].tolist()
+    # the numbers of the real-time path, row by row (features.fetch + the version's scorer)
+    _, scorer = load_version(hotel, hotel.registered_model_name, str(champion.version))
+    feats = features.fetch(feast_store, hotel, rows[required_columns(hotel)].to_dict("records"))
+    assert list(got["prediction"]) == list(scorer(feats.columns))
+    assert [list(m) for m in got["missing_features"]] == feats.missing
+    assert feats.missing[7]  # the agent the store has never seen: its declared defaults
     assert not list(tmp_path.glob("_scored.staging-*")), "the staging folder was moved in"
 
 
