@@ -91,7 +91,7 @@ def run(
             for _, chunk in chunks:
                 if chunk.num_rows == 0:
                     continue
-                table = tables.score_table(spec, store, scorer, pinned, chunk)
+                table = tables.score_table(spec, store, scorer, pinned, chunk, threads=0)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)

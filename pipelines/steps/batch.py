@@ -191,6 +191,7 @@ def commit_task(plan_path: Path, results: list[dict[str, Any]]) -> dict[str, Any
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "shards": shards,
     }
+    fs.create_dir(staging, recursive=True)  # every shard may have been empty
     with fs.open_output_stream(f"{staging}/{MANIFEST}") as fh:
         fh.write(json.dumps(manifest, indent=2).encode())
     _replace(fs, staging, output, plan["run_id"])

@@ -36,6 +36,8 @@ log = logging.getLogger("shipway.service")
 Columns = Mapping[str, np.ndarray]
 """Model columns as :func:`shipway.core.modelframe.model_columns` makes them."""
 Predict = Callable[[Columns], np.ndarray]
+Factorized = Mapping[str, tuple[np.ndarray, np.ndarray]]
+"""Per column: its distinct model values and each row's index into them."""
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,29 @@ class TreeRows:
     """LightGBM's fitted Booster of ``estimator`` (its native predict), or None."""
 
     def __call__(self, columns: Columns) -> np.ndarray:
+        return self.predict_matrix(self.matrix(columns))
+
+    def matrix(self, columns: Columns, distinct: Factorized | None = None) -> np.ndarray:
+        """The float32 matrix the fitted ColumnTransformer would produce. A categorical
+        column in ``distinct`` (its distinct values and each row's index into them, e.g.
+        a large batch) is encoded once per distinct value, then spread by index: the same
+        codes as the per-row lookup."""
         unknown = self.unknown
-        parts = [
-            np.fromiter((table.get(v, unknown) for v in columns[c]), np.float32)
-            for c, table in zip(self.cats, self.codes, strict=True)
-        ]
+        parts = []
+        for c, table in zip(self.cats, self.codes, strict=True):
+            if distinct is not None and c in distinct:
+                values, idx = distinct[c]
+                parts.append(np.fromiter((table.get(v, unknown) for v in values), np.float32)[idx])
+            else:
+                parts.append(np.fromiter((table.get(v, unknown) for v in columns[c]), np.float32))
         parts += [np.asarray(columns[c], dtype=np.float32) for c in self.nums]
-        x = np.column_stack(parts) if parts else np.empty((0, 0), np.float32)
+        return np.column_stack(parts) if parts else np.empty((0, 0), np.float32)
+
+    def predict_matrix(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
+        """The estimator on the encoded matrix: the same trees and numbers as the pipeline
+        (``threads``: the Booster's; 1 on the request path, 0 = all cores for a batch)."""
         if self.booster is not None:  # binary: the positive class's probability already
-            return np.asarray(self.booster.predict(x, num_threads=1), dtype=np.float64)
+            return np.asarray(self.booster.predict(x, num_threads=threads), dtype=np.float64)
         if self.proba:
             return np.asarray(self.estimator.predict_proba(x))[:, 1]
         return np.asarray(self.estimator.predict(x), dtype=np.float64)

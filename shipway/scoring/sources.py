@@ -131,7 +131,8 @@ def split(pieces: Sequence[Piece], shards: int) -> list[list[Piece]]:
         i = weights.index(min(weights))
         groups[i].append(p)
         weights[i] += mean
-    return [grp for grp in groups if grp]
+    kept = [grp for grp in groups if grp]
+    return kept or [list(pieces)]  # only empty files: one shard, which scores nothing
 
 
 def read_piece(

@@ -10,6 +10,7 @@ the feature service and the data version.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from shipway.core import modelframe
 from shipway.core.spec import Task, UseCaseSpec
 from shipway.scoring import features
 from shipway.scoring.models import Pinned
-from shipway.scoring.rowscorer import Predict
+from shipway.scoring.rowscorer import Predict, TreeRows
 
 ROW_KEY = "row_key"
 """The default key column: ``<file relative to the input>#<row number in the file>``."""
@@ -61,15 +62,36 @@ def _distinct(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarra
     return np.asarray(encoded.dictionary.to_pylist(), dtype=object), encoded.indices.to_numpy()
 
 
+@dataclass(frozen=True)
+class BatchColumns:
+    """The model columns of a batch: numbers as arrays, categories factorized."""
+
+    dense: dict[str, np.ndarray]
+    factorized: dict[str, tuple[np.ndarray, np.ndarray]]
+    """Per categorical column: its distinct model values and each row's index into them."""
+    order: list[str]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column spread to the rows, in model order (what a generic scorer takes)."""
+        cats = {c: values[idx] for c, (values, idx) in self.factorized.items()}
+        return {c: self.dense[c] if c in self.dense else cats[c] for c in self.order}
+
+    def predict(self, scorer: Predict, threads: int = 1) -> np.ndarray:
+        """``scorer`` on these rows; the tree layout encodes each category once."""
+        if isinstance(scorer, TreeRows):
+            return scorer.predict_matrix(scorer.matrix(self.dense, self.factorized), threads)
+        return np.asarray(scorer(self.columns()), dtype=np.float64)
+
+
 def columnar_features(
     spec: UseCaseSpec, store: Any, table: pa.Table | pa.RecordBatch
-) -> tuple[dict[str, np.ndarray], pa.Array]:
+) -> tuple[BatchColumns, pa.Array]:
     """The model columns and the per-row missing-feature lists of :func:`features.fetch`,
     computed per *distinct* value instead of per row: the stored features are read once
-    per distinct entity-key tuple (with the declared defaults applied there), every model
-    column is typed once per distinct value (``modelframe.model_column``, element-wise),
-    and both are spread back to the rows by index: the same values as the per-row path,
-    at any batch size. Only for feature services whose views are all stored
+    per distinct entity-key tuple (with the declared defaults applied there), every
+    category is typed once per distinct value (``modelframe.model_column``, element-wise)
+    and the stored features are spread back to the rows by index: the same values as the
+    per-row path, at any batch size. Only for feature services whose views are all stored
     (``features.stored_refs``): an on-demand transformation needs whole rows."""
     n = table.num_rows
     stored: dict[str, list[Any]] = {}
@@ -91,21 +113,21 @@ def columnar_features(
         stored = features.read_online(store, spec, rows)
         per_key, _ = features.fill_missing(spec, stored, len(rows))
         missing = pa.array(per_key, pa.list_(pa.string())).take(pa.array(inverse))
-    columns: dict[str, np.ndarray] = {}
+    dense: dict[str, np.ndarray] = {}
+    factorized: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in spec.model_feature_names:
         if modelframe.is_category(spec, name):
             values, idx = _distinct(table.column(name))
-            columns[name] = modelframe.model_column(spec, name, values)[idx]
+            factorized[name] = (modelframe.model_column(spec, name, values), idx)
         elif name in spec.request_field_names:
             values = table.column(name).to_numpy(zero_copy_only=False)
-            columns[name] = modelframe.model_column(spec, name, values)
+            dense[name] = modelframe.model_column(spec, name, values)
         elif name in stored:
-            columns[name] = modelframe.model_column(spec, name, np.asarray(stored[name], object))[
-                inverse
-            ]
+            per_key_values = np.asarray(stored[name], dtype=object)
+            dense[name] = modelframe.model_column(spec, name, per_key_values)[inverse]
         else:  # declared but never stored: what model_columns gives an absent column
-            columns[name] = modelframe.model_column(spec, name, np.full(n, np.nan, object))
-    return columns, missing
+            dense[name] = modelframe.model_column(spec, name, np.full(n, np.nan, object))
+    return BatchColumns(dense, factorized, list(spec.model_feature_names)), missing
 
 
 def _first_rows(inverse: np.ndarray) -> np.ndarray:
@@ -121,16 +143,19 @@ def score_table(
     pinned: Pinned,
     table: pa.Table | pa.RecordBatch,
     keys: pa.Table | None = None,
+    threads: int = 1,
 ) -> pa.Table:
     """Score one chunk; ``keys``: the columns that identify each row in the output
-    (pass-through input columns or :func:`row_keys`), placed first."""
+    (pass-through input columns or :func:`row_keys`), placed first; ``threads``: of a
+    LightGBM Booster (0: all cores, for a job alone on the machine; 1 for parallel shards)."""
     check_columns(spec, table.schema.names, (), "input")
     if features.stored_refs(store, spec) is None:  # a real on-demand transformation: per row
         feats = features.fetch(store, spec, table.select(required_columns(spec)).to_pylist())
-        columns, missing = feats.columns, pa.array(feats.missing, pa.list_(pa.string()))
+        values = np.asarray(scorer(feats.columns), dtype=np.float64)
+        missing = pa.array(feats.missing, pa.list_(pa.string()))
     else:
-        columns, missing = columnar_features(spec, store, table)
-    values = np.asarray(scorer(columns), dtype=np.float64)
+        batch, missing = columnar_features(spec, store, table)
+        values = batch.predict(scorer, threads)
     out: dict[str, Any] = {}
     if keys is not None:
         out.update({name: keys.column(name) for name in keys.schema.names})

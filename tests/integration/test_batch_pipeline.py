@@ -11,7 +11,9 @@ file. The session's trained champion is reused (no training here).
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from shipway.core.spec import UseCaseSpec
 from shipway.scoring import features
 from shipway.scoring.models import load_version
 from shipway.scoring.tables import required_columns
-from tests.conftest import registry_copy, session_champion
+from tests.conftest import ROOT, registry_copy, session_champion, tool_env
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +112,13 @@ def test_a_failed_shard_commits_nothing_and_the_rerun_commits_one_copy(
     with pytest.raises(PipelineFailed, match=f"lacks column.*{hotel.request_field_names[0]}"):
         run_batch_local(world, job)
     assert not out.exists(), "a failed run must not leave an output that looks complete"
-    rows.iloc[450:].to_csv(src / "b.csv", index=False)  # fixed, and run again
-    manifest = run_batch_local(world, job)
-    _, table = read_output(str(out))
+    rows.iloc[450:].to_csv(src / "b.csv", index=False)  # fixed, and run again: the CLI
+    proc = shipway(
+        "batch", "schedule", "--cron", "0 2 * * *", "--once", "-u", hotel.name,
+        "-i", str(src), "-o", str(out), "--shards", "2", "--parallelism", "2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest, table = read_output(str(out))
     keys = table.column("row_key").to_pylist()
     want = [f"a.csv#{i}" for i in range(450)] + [f"b.csv#{i}" for i in range(len(rows) - 450)]
     assert sorted(keys) == sorted(want) and len(keys) == len(set(keys)) == manifest["rows"]
@@ -167,3 +173,18 @@ def test_commit_refuses_to_overwrite_what_it_did_not_write(
     assert (out / "data.txt").read_text() == "not a batch output"
     with pytest.raises(RuntimeError, match="expected shards"):
         commit_task(plan, [])
+
+
+def shipway(*args: str) -> subprocess.CompletedProcess[str]:
+    """The ``shipway`` command in a child process, on this module's stores."""
+    env = {**tool_env(), **{k: v for k, v in os.environ.items() if k.startswith("SHIPWAY_")}}
+    return subprocess.run(
+        ["shipway", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def test_the_command_names_a_missing_input(world: Settings, tmp_path: Path) -> None:
+    proc = shipway("batch", "run", "-i", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o"))
+    assert proc.returncode != 0
+    assert "nowhere" in proc.stdout + proc.stderr and "does not exist" in proc.stdout + proc.stderr
+    assert not (tmp_path / "o").exists()

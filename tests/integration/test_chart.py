@@ -451,6 +451,21 @@ REJECTIONS = [
         ["/prediction/challenger/mode", "value must be one of 'off', 'split', 'shadow'"],
         id="bad-challenger-mode",
     ),
+    pytest.param(
+        ["batch.schedules[0].usecase=hotel_rates", "batch.schedules[0].input=s3://b/in"],
+        ["/batch/schedules/0", "missing properties"],
+        id="batch-schedule-without-cron-or-output",
+    ),
+    pytest.param(
+        [
+            "batch.schedules[0].usecase=hotel_rates",
+            "batch.schedules[0].cron=daily",
+            "batch.schedules[0].input=in",
+            "batch.schedules[0].output=out",
+        ],
+        ["/batch/schedules/0/cron", "does not match pattern"],
+        id="batch-schedule-bad-cron",
+    ),
 ]
 
 
@@ -2095,3 +2110,32 @@ def test_every_generated_credential_is_looked_up_before_it_is_made() -> None:
         "redis.external.existingSecret",
     ):
         assert path in docs, f"docs/chart.md does not document {path}"
+
+
+def test_batch_schedules_become_one_recurring_run_job_each(rendered) -> None:
+    """Each batch.schedules entry of the production scenario is a hook Job that runs
+    `shipway batch schedule --host <kfp.host>` with that entry's values (issue 18)."""
+    values = yaml.safe_load((CHART / "ci" / "production-values.yaml").read_text())
+    schedules = values["batch"]["schedules"]
+    jobs = [
+        d for d in by_kind(rendered["production"], "Job")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "batch-schedule"
+    ]  # fmt: skip
+    assert len(jobs) == len(schedules) >= 2
+    for job, entry in zip(jobs, schedules, strict=True):
+        (container,) = pod_template(job)["spec"]["containers"]
+        args = container["args"]
+        assert args[:2] == ["batch", "schedule"]
+        assert _arg(args, "--host") == values["kfp"]["host"]
+        for flag, key in (("--usecase", "usecase"), ("--cron", "cron"), ("--input", "input"),
+                          ("--output", "output")):  # fmt: skip
+            assert _arg(args, flag) == str(entry[key]), flag
+        assert _arg(args, "--name") == entry.get("name", "scoring")
+        assert ("--shards" in args) == ("shards" in entry)
+        assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+        labels = pod_template(job)["metadata"]["labels"]
+        assert labels.get("shipway.io/kfp-client") == "true"  # egress to the KFP API only
+    assert not [
+        d for d in by_kind(rendered["default"], "Job")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "batch-schedule"
+    ], "no schedules by default"  # fmt: skip

@@ -34,6 +34,7 @@ from services import rowscorer, scoring
 from shipway.core import modelframe, registry
 from shipway.core.modelframe import model_columns, model_frame, target_vector
 from shipway.core.spec import Acceptance, Task, UseCaseSpec
+from shipway.scoring.tables import BatchColumns
 
 ROOT = Path(__file__).resolve().parents[2]
 ALGORITHMS = ("lightgbm", "random_forest", "linear")
@@ -151,7 +152,6 @@ def test_mlflow_skops_round_trip_scores_like_the_trained_model(
     loaded = registry.load(str(path))
     x = c.x_test.head(200)
     want = modelframe.predict(c.spec, model, x)
-    # the batch job: services.batch.score_table -> scoring.predict on the model frame
     np.testing.assert_array_equal(scoring.predict(c.spec, loaded, x), want)
     # the real-time service: services.models.ModelLoader -> rowscorer.predictor on columns
     scorer = rowscorer.predictor(c.spec, loaded)
@@ -159,6 +159,17 @@ def test_mlflow_skops_round_trip_scores_like_the_trained_model(
     np.testing.assert_array_equal(scorer(columns), want)
     if algorithm != "linear":  # trees take the compiled path (checked exact on its probe)
         assert isinstance(scorer, rowscorer.TreeRows)
+    # the batch paths (shipway.scoring.tables): categories factorized, each encoded once
+    cats = [n for n in c.spec.model_feature_names if modelframe.is_category(c.spec, n)]
+    assert cats, "the case must exercise factorized categories"
+    factorized = {}
+    for n in cats:
+        values, idx = np.unique(columns[n].astype(str), return_inverse=True)
+        factorized[n] = (values.astype(object), idx)
+    dense = {n: v for n, v in columns.items() if n not in cats}
+    batch = BatchColumns(dense, factorized, list(c.spec.model_feature_names))
+    for threads in (1, 0):
+        np.testing.assert_array_equal(batch.predict(scorer, threads), want)
 
 
 def test_mlflow_refuses_a_learner_whose_types_are_not_trusted(tmp_path: Path) -> None:

@@ -51,6 +51,12 @@ def test_shards_cover_every_row_exactly_once(tmp_path: Path, shards: int) -> Non
         assert parquet == [16, 16]
 
 
+def test_empty_input_is_one_empty_shard(tmp_path: Path) -> None:
+    pd.DataFrame({"i": pd.Series([], dtype="int64")}).to_parquet(tmp_path / "e.parquet")
+    groups = sources.split(sources.list_input(str(tmp_path)), 4)
+    assert len(groups) == 1 and rows_of(groups) == []
+
+
 def test_bad_input_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         sources.list_input(str(tmp_path / "nowhere"))
