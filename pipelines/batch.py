@@ -16,6 +16,7 @@ from kfp import compiler, dsl
 from kfp.dsl import Artifact, Input, Output
 
 from pipelines.training import DEFAULT_IMAGE, DEFAULT_TRACKING_URI, _default, use_cluster_env
+from shipway.core.settings import Settings
 
 PIPELINE_NAME = "shipway-batch-scoring"
 COMPILED = Path(__file__).resolve().parent / "compiled" / "batch_pipeline.yaml"
@@ -25,6 +26,8 @@ SHARD_RETRIES = 2
 SHARD_BACKOFF = "5s"
 DEFAULT_SHARDS = 4
 DEFAULT_CHUNK_ROWS = 50_000
+DEFAULT_USECASE = str(Settings.model_fields["usecase"].default)
+"""The use case of a run started with no arguments: the settings' default."""
 
 
 def plan_batch(
@@ -88,7 +91,7 @@ def build_batch_pipeline(image: str = DEFAULT_IMAGE, parallelism: int = DEFAULT_
         "and its manifest atomically.",
     )
     def batch_pipeline(
-        usecase: str = "hotel_rates",
+        usecase: str = DEFAULT_USECASE,
         input_uri: str = "",
         output_uri: str = "",
         key_columns: str = "",
