@@ -218,16 +218,23 @@ def failure_cause(lines: Iterable[str]) -> str:
     """The exception line that ends the last Python traceback in ``lines`` ('' if none).
 
     With chained exceptions the last traceback is the outermost one, which the steps
-    raise with the step's name and the original cause in its message.
+    raise with the step's name and the original cause in its message. A traceback that
+    logging prints for its own failure ("--- Logging error ---": kfp.local's parallel
+    tasks can log into a stream another task already closed) is not a cause.
     """
     cause, indent = "", -1  # indent: of the open traceback's header (kfp.local adds some)
+    logging_error = False
     for raw in lines:
         line = ANSI.sub("", raw).rstrip()
         text = line.lstrip()
-        if text.startswith("Traceback (most recent call last)"):
+        if text == "--- Logging error ---":
+            logging_error = True
+        elif text.startswith("Traceback (most recent call last)"):
             indent = len(line) - len(text)
         elif indent >= 0 and text and len(line) - len(text) == indent:
-            cause, indent = text, -1
+            if not logging_error:
+                cause = text
+            indent, logging_error = -1, False
     return cause
 
 

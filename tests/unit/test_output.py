@@ -386,3 +386,19 @@ def test_pipeline_steps_reports_runs_started_deep_inside_other_code() -> None:
     with reporting(mine):
         assert runner._reporter.get() is mine
     assert runner._reporter.get() is None
+
+
+def test_a_logging_error_traceback_is_not_the_cause() -> None:
+    """kfp.local's parallel tasks can log into a stream another task closed: logging prints
+    that as a traceback of its own, after the failed shard's; the cause stays the shard's."""
+    lines = [
+        "    Traceback (most recent call last):",
+        '      File "ephemeral_component.py", line 13, in score_shard',
+        "    ValueError: batch input 'b.csv' lacks column(s): lead_time",
+        "--- Logging error ---",
+        "Traceback (most recent call last):",
+        '  File "logging/__init__.py", line 1114, in emit',
+        "ValueError: I/O operation on closed file.",
+        "Call stack:",
+    ]
+    assert failure_cause(lines) == "ValueError: batch input 'b.csv' lacks column(s): lead_time"
