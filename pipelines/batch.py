@@ -122,15 +122,11 @@ def build_batch_pipeline(image: str = DEFAULT_IMAGE, parallelism: int = DEFAULT_
         commit = commit_c(plan=plan.outputs["plan"], shards=dsl.Collected(score.output))
         commit.set_display_name("commit (manifest, atomic move)")
         tasks.append(commit)
+        secrets = {"postgresql_secret": postgresql_secret, "redis_secret": redis_secret,
+                   "mlflow_auth_secret": mlflow_auth_secret}  # fmt: skip
         for task in tasks:
             task.set_caching_options(False)  # every run reads the registry and the input
-            use_cluster_env(
-                task,
-                env_config_map,
-                postgresql_secret=postgresql_secret,
-                redis_secret=redis_secret,
-                mlflow_auth_secret=mlflow_auth_secret,
-            )
+            use_cluster_env(task, env_config_map, **secrets)
         return commit.outputs["manifest"]
 
     return batch_pipeline
