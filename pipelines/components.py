@@ -13,13 +13,15 @@ from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 
-def fetch_data(usecase: str, data_rev: str, repo: str, data: Output[Dataset]) -> str:
+def fetch_data(
+    usecase: str, data_rev: str, repo: str, dvc_remote: str, data: Output[Dataset]
+) -> str:
     """Materialise the DVC-tracked features, spec and params of a git revision."""
     from pathlib import Path
 
     from pipelines.steps.tasks import fetch_task
 
-    meta = fetch_task(repo, data_rev, usecase, Path(data.path))
+    meta = fetch_task(repo, data_rev, usecase, Path(data.path), dvc_remote)
     data.metadata.update(meta)
     return str(meta["data_version"])
 

@@ -82,6 +82,7 @@ def pipeline_arguments(
         "data_rev": data_rev,
         # on a cluster the fetch step clones the project's repository at data_rev
         "repo": cluster_repo(settings) if cluster else str(settings.root),
+        "dvc_remote": settings.dvc_remote_url or "",  # empty: the repository's default remote
         "tracking_uri": cluster_tracking_uri(settings) if cluster else settings.tracking_uri,
         # on a cluster "" lets the MLflow server choose (it proxies the artifact store)
         "artifact_root": (settings.mlflow_artifact_root or "")
@@ -262,6 +263,20 @@ def run_local(
     return dict(json.loads(Path(artifact.path).read_text()))
 
 
+def run_package_local(
+    settings: Settings, package: Path, reporter: TaskReporter | None = None
+) -> dict[str, Any]:
+    """Run a compiled pipeline package on kfp.local with no arguments, as "Create run" in
+    the Kubeflow UI does: every parameter takes the default baked into the package
+    (``pipelines.packaging``). Returns the promotion result."""
+    from kfp.components import load_component_from_file
+
+    pipeline = load_component_from_file(str(package))
+    name = pipeline.pipeline_spec.pipeline_info.name
+    artifact = run_pipeline_local(settings, pipeline, name, {}, reporter)
+    return dict(json.loads(Path(artifact.path).read_text()))
+
+
 def run_pipeline_local(
     settings: Settings,
     pipeline: Any,
@@ -320,7 +335,7 @@ def run_in_process(
     settings.export_env()
     w = workdir or Path(tempfile.mkdtemp(prefix="shipway-inproc-"))
     args = pipeline_arguments(settings, usecase, data_rev, cluster=False, as_of=as_of)
-    tasks.fetch_task(args["repo"], data_rev, usecase, w / "data")
+    tasks.fetch_task(args["repo"], data_rev, usecase, w / "data", args["dvc_remote"])
     tasks.training_set_task(w / "data", w / "sets", as_of)
     tasks.train_task(w / "data", w / "sets", w / "model")
     tasks.evaluate_task(w / "data", w / "sets", w / "model", w / "eval")
@@ -390,14 +405,30 @@ def submit(
     return str(run.run_id)
 
 
-def upload(host: str, package: Path, version: str) -> str:
-    """Upload the package as a new version of the pipeline (creating the pipeline first)."""
+def upload(
+    host: str, package: Path, version: str, name: str = PIPELINE_NAME, description: str = ""
+) -> str:
+    """Upload the package as version ``version`` of pipeline ``name`` (created first when
+    missing); a version of that name already there is kept, so an upgrade that changes
+    nothing succeeds. Returns the pipeline or version id."""
     import kfp
 
     client = kfp.Client(host=host)
-    pid = client.get_pipeline_id(PIPELINE_NAME)
+    pid = client.get_pipeline_id(name)
     if pid is None:
-        p = client.upload_pipeline(str(package), pipeline_name=PIPELINE_NAME)
+        p = client.upload_pipeline(
+            str(package), pipeline_name=name, description=description or None
+        )
         return str(p.pipeline_id)
-    v = client.upload_pipeline_version(str(package), pipeline_version_name=version, pipeline_id=pid)
+    # the filter get_pipeline_id uses, on the version's display name
+    same = {"predicates": [{"operation": 1, "key": "display_name", "stringValue": version}]}
+    found = client.list_pipeline_versions(pid, filter=json.dumps(same)).pipeline_versions
+    if found:
+        return str(found[0].pipeline_version_id)
+    v = client.upload_pipeline_version(
+        str(package),
+        pipeline_version_name=version,
+        pipeline_id=pid,
+        description=description or None,
+    )
     return str(v.pipeline_version_id)

@@ -95,6 +95,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
         usecase: str = "hotel_rates",
         data_rev: str = "HEAD",
         repo: str = "",
+        dvc_remote: str = "",
         tracking_uri: str = DEFAULT_TRACKING_URI,
         artifact_root: str = "",
         git_commit: str = "",
@@ -104,7 +105,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
         redis_secret: str = _default("redis_secret"),
         mlflow_auth_secret: str = _default("mlflow_auth_secret"),
     ) -> dsl.Artifact:
-        fetch = c.fetch_data(usecase=usecase, data_rev=data_rev, repo=repo)
+        fetch = c.fetch_data(usecase=usecase, data_rev=data_rev, repo=repo, dvc_remote=dvc_remote)
         fetch.set_display_name("fetch data version (DVC)")
         data = fetch.outputs["data"]
         sets = c.build_training_set(data=data, as_of=as_of)

@@ -122,13 +122,14 @@ def _copy_workspace(repo: Path, usecase: str, out_dir: Path) -> str:
     return WORKSPACE
 
 
-def fetch(repo: str, rev: str, usecase: str, out_dir: Path) -> dict[str, Any]:
+def fetch(repo: str, rev: str, usecase: str, out_dir: Path, dvc_remote: str = "") -> dict[str, Any]:
     """Write ``data/<usecase>/features/``, the spec, params and ``version.json`` of a rev.
 
     ``rev`` is a git revision whose DVC outputs are pulled from the configured remote,
     or ``workspace`` for the working tree as it is. ``repo`` is a local path or a git URL;
     empty means ``settings.git_repo_url`` (the chart sets it for cluster runs), else the
-    project root. ``settings.dvc_remote_url`` replaces the default remote's URL.
+    project root. ``dvc_remote`` (empty: ``settings.dvc_remote_url``) replaces the default
+    remote's URL, so a run started from the Kubeflow UI pulls from the release's remote.
     """
     import dvc.api
     from dvc.repo import Repo
@@ -139,7 +140,8 @@ def fetch(repo: str, rev: str, usecase: str, out_dir: Path) -> dict[str, Any]:
     if not repo:  # a run started from the Kubeflow UI: the chart's configured repository
         repo = settings.git_repo_url or str(settings.root)
     # the default remote of the repository, at the URL this environment reaches it by
-    remote = {"url": settings.dvc_remote_url} if settings.dvc_remote_url else None
+    remote_url = dvc_remote or settings.dvc_remote_url
+    remote = {"url": remote_url} if remote_url else None
     out_dir.mkdir(parents=True, exist_ok=True)
     if rev == WORKSPACE:
         check_rev(repo, rev, usecase)

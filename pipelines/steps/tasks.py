@@ -46,9 +46,11 @@ def _step_process() -> None:
     atexit.register(gc.freeze)
 
 
-def fetch_task(repo: str, rev: str, usecase: str, out: Path) -> dict[str, Any]:
+def fetch_task(
+    repo: str, rev: str, usecase: str, out: Path, dvc_remote: str = ""
+) -> dict[str, Any]:
     _step_process()
-    return fetch(repo, rev, usecase, out)
+    return fetch(repo, rev, usecase, out, dvc_remote)
 
 
 def training_set_task(fetched: Path, out: Path, as_of: str = "") -> dict[str, int]:

@@ -189,32 +189,104 @@ def submit_cmd(
     console.print(f"[green]submitted[/] run {run_id} to {redact(host)}")
 
 
+PipelineKindOpt = Annotated[
+    str,
+    typer.Option("--kind", help="Pipeline kind (pipelines/packaging.py KINDS): training."),
+]
+DefaultsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--default",
+        "-D",
+        help="NAME=VALUE: the default of pipeline parameter NAME in the package (repeatable). "
+        "The chart passes its release's tracking URI, ConfigMap and Secret names, repository "
+        "and DVC remote, so a run started from the Kubeflow UI needs nothing typed.",
+    ),
+]
+SourceOpt = Annotated[
+    Path | None,
+    typer.Option("--package", help="Compiled pipeline YAML (default: the kind's committed one)."),
+]
+
+
+def parse_defaults(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs; a value may be empty (``repo=``) and may contain ``=``."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--default expects NAME=VALUE, got {pair.split('=', 1)[0]!r}")
+        if name.strip() in out:
+            raise UserError(f"--default {name.strip()} given twice")
+        out[name.strip()] = value
+    return out
+
+
+def build_package(
+    usecase: str, kind: str, defaults: list[str] | None, source: Path | None, out: Path
+) -> Path:
+    """The use case's package of ``kind`` with the defaults baked in, written to ``out``."""
+    from pipelines.packaging import PackagingError, package
+
+    try:
+        return package(kind, usecase, parse_defaults(defaults or []), out, source)
+    except PackagingError as exc:
+        raise UserError(str(exc)) from exc
+
+
+@pipeline_app.command("package")
+@friendly
+def package_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Target file.")],
+    usecase: UsecaseOpt = None,
+    kind: PipelineKindOpt = "training",
+    default: DefaultsOpt = None,
+    package: SourceOpt = None,
+) -> None:
+    """Write one use case's pipeline package with the given parameter defaults (what
+    "Create run" in the Kubeflow UI starts from)."""
+    _, spec = context(usecase)
+    path = build_package(spec.name, kind, default, package, output)
+    console.print(f"[green]packaged[/] the {escape(kind)} pipeline of {spec.name}: {path}")
+
+
 @pipeline_app.command("upload")
 @friendly
 def upload_cmd(
     host: Annotated[
         str | None, typer.Option(help="Kubeflow Pipelines API URL.", envvar="SHIPWAY_KFP_HOST")
     ] = None,
-    package: Annotated[Path | None, typer.Option(help="Compiled pipeline YAML.")] = None,
-    version: Annotated[str | None, typer.Option(help="Pipeline version name.")] = None,
+    package: SourceOpt = None,
+    version: Annotated[
+        str | None, typer.Option(help="Pipeline version name (default: sha256 of the package).")
+    ] = None,
     usecase: UsecaseOpt = None,
+    kind: PipelineKindOpt = "training",
+    default: DefaultsOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Pipeline name in Kubeflow (default: shipway-<usecase>-<kind>)."),
+    ] = None,
 ) -> None:
-    """Upload the compiled pipeline as a new pipeline version (used by the Helm Job)."""
+    """Upload one use case's pipeline of a kind, its defaults baked in, as a new version of
+    its own pipeline (used by the Helm Job, once per use case and kind)."""
     import hashlib
+    import tempfile
 
+    from pipelines.packaging import KINDS, pipeline_name
     from pipelines.runner import upload
-    from pipelines.training import COMPILED
 
-    settings, _ = context(usecase)
+    settings, spec = context(usecase)
     host = host or settings.kfp_host
-    pkg = package or COMPILED
     if not host:
         raise UserError("no Kubeflow host: pass --host or set SHIPWAY_KFP_HOST")
-    if not pkg.is_file():
-        raise UserError(f"pipeline package not found: {pkg}")
-    digest = hashlib.sha256(pkg.read_bytes()).hexdigest()[:12]
-    try:
-        vid = upload(host, pkg, version or f"sha256-{digest}")
-    except Exception as exc:
-        raise UserError(f"could not upload to {host}: {exc}") from exc
-    console.print(f"[green]uploaded[/] {pkg} (sha256 {digest}) as {vid}")
+    pname = name or pipeline_name("shipway", spec.name, kind)
+    with tempfile.TemporaryDirectory(prefix="shipway-upload-") as tmp:
+        pkg = build_package(spec.name, kind, default, package, Path(tmp) / f"{kind}.yaml")
+        digest = hashlib.sha256(pkg.read_bytes()).hexdigest()[:12]
+        about = f"{spec.name}: {KINDS[kind].title}, this release's stores as the defaults"
+        try:
+            vid = upload(host, pkg, version or f"sha256-{digest}", pname, about)
+        except Exception as exc:
+            raise UserError(f"could not upload to {redact(host)}: {exc}") from exc
+    console.print(f"[green]uploaded[/] {escape(pname)} (sha256 {digest}) as {vid}")

@@ -1462,19 +1462,26 @@ def test_pipeline_upload_job_sends_the_package_byte_for_byte(tc, tmp_path: Path)
     }
     for job in jobs:
         usecase = job["metadata"]["labels"]["shipway.io/usecase"]
+        assert job["metadata"]["labels"]["shipway.io/pipeline-kind"] == "training"
         assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
         spec = job["spec"]["template"]["spec"]
         (c,) = spec["containers"]
-        assert c["args"] == [
+        args = c["args"]
+        assert args[:12] == [
             "pipeline",
             "upload",
             "--host",
             "http://ml-pipeline.kubeflow.svc.cluster.local:8888",
+            "--kind",
+            "training",
             "--package",
             "/pipelines/training_pipeline.yaml",
             "--usecase",
             usecase,
+            "--name",
+            f"{FULLNAME}-{usecase}-training",
         ]
+        assert set(args[12::2]) == {"--default"}  # then only defaults (tested below)
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes[mounts["/pipelines"]]["configMap"]["name"] == f"{FULLNAME}-pipeline-package"
@@ -1553,6 +1560,155 @@ def test_pipeline_defaults_name_what_the_chart_renders(rendered) -> None:
         *(f"SHIPWAY_PIPELINE_{p.upper()}" for p in reads),
     }
     assert mapped <= chart_keys
+
+
+def _publish(
+    tc, tmp_path: Path, release: str, namespace: str, *flags: str
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """Render the chart for ``release`` in ``namespace`` and run each upload Job's command
+    line through the real CLI, with ``package`` in place of ``upload`` (no Kubeflow API
+    here): (documents, (use case, kind) -> the package's defaults as the kfp SDK loads them)."""
+    from kfp.components import load_component_from_text
+    from typer.testing import CliRunner
+
+    from shipway.cli import app
+
+    proc = helm(tc, "template", release, "{chart}", "--namespace", namespace, *flags)
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    published: dict[tuple[str, str], dict[str, Any]] = {}
+    for job in _upload_jobs(docs):
+        (c,) = job["spec"]["template"]["spec"]["containers"]
+        assert c["args"][:2] == ["pipeline", "upload"]
+        pairs = list(zip(c["args"][2::2], c["args"][3::2], strict=True))
+        opts = dict(pairs)
+        assert opts["--name"] == f"{opts['--usecase']}".join(
+            (f"{_fullname(release)}-", f"-{opts['--kind']}")
+        )
+        out = tmp_path / f"{release}-{opts['--usecase']}-{opts['--kind']}.yaml"
+        args = ["pipeline", "package", "--output", str(out)]
+        for flag, value in pairs:
+            if flag == "--package":  # the mounted ConfigMap key is the chart's file
+                value = str(CHART / "files" / Path(value).name)
+            if flag not in ("--host", "--name"):
+                args += [flag, value]
+        run = CliRunner().invoke(app, args)
+        assert run.exit_code == 0, run.output
+        inputs = load_component_from_text(out.read_text()).component_spec.inputs
+        key = (opts["--usecase"], opts["--kind"])
+        assert key not in published, f"{key} published twice"
+        published[key] = {name: spec.default for name, spec in inputs.items()}
+    return docs, published
+
+
+def _fullname(release: str) -> str:
+    return release if "shipway" in release else f"{release}-shipway"
+
+
+@pytest.mark.parametrize(
+    ("release", "namespace", "usecases", "flags"),
+    [
+        (
+            "prod",
+            "ml",
+            {"hotel_rates", "credit_risk"},  # also one it does not serve
+            [
+                "--set-json",
+                'pipelineUpload.usecases=["hotel_rates","credit_risk"]',
+                "--set",
+                "pipelines.gitRepo=https://git.example.com/ml/shipway.git",
+                "--set",
+                "pipelines.dvcRemote=gs://ml-data/shipway",
+            ],
+        ),
+        (
+            RELEASE,
+            NAMESPACE,
+            {"hotel_rates", "credit_risk"},
+            ["-f", str(CHART / "ci" / "production-values.yaml")],
+        ),
+        (
+            "risk",
+            "shipway",
+            {"hotel_rates"},
+            ["-f", str(CHART / "ci" / "external-stores-values.yaml")],
+        ),
+    ],
+    ids=["other-release", "production", "external-stores"],
+)
+def test_published_pipelines_default_to_what_the_chart_renders(
+    tc,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    release: str,
+    namespace: str,
+    usecases: set[str],
+    flags: list[str],
+) -> None:
+    """One pipeline per use case and kind, whose defaults are the release's: "Create run"
+    with nothing typed trains that use case against the stores the chart renders (the names
+    `shipway pipeline submit` and the trigger pass, found in the pipelines namespace)."""
+    from shipway.core.settings import get_settings
+
+    monkeypatch.setenv("SHIPWAY_STATE_DIR", str(tmp_path / "state"))  # the CLI's log file
+    get_settings.cache_clear()
+    docs, published = _publish(tc, tmp_path, release, namespace, *flags)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(published) == {(u, k) for u in usecases for k in values["pipelineUpload"]["kinds"]}
+    fullname = _fullname(release)
+    env = next(
+        d["data"]
+        for d in by_kind(docs, "ConfigMap")
+        if d["metadata"]["name"] == f"{fullname}-env" and d["metadata"]["namespace"] == namespace
+    )
+    copies = [
+        d
+        for d in by_kind(docs, "ConfigMap")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "pipeline-env"
+    ]
+    pns = copies[0]["metadata"]["namespace"] if copies else namespace
+    _, platform = _compiled_pipeline()
+    reads = _pipeline_reads(platform)
+    for (usecase, _kind), got in published.items():
+        assert got["usecase"] == usecase
+        assert got["tracking_uri"] == env["SHIPWAY_MLFLOW_TRACKING_URI"]
+        assert "@" not in got["tracking_uri"], "no credentials in a parameter"
+        assert got["repo"] == env["SHIPWAY_GIT_REPO_URL"]
+        assert got["dvc_remote"] == env["SHIPWAY_DVC_REMOTE_URL"]
+        assert got["data_rev"] == "HEAD" and got["as_of"] == ""
+        for param, keys in reads.items():
+            assert got[param] == env[f"SHIPWAY_PIPELINE_{param.upper()}"], param
+            kind = "ConfigMap" if param == "env_config_map" else "Secret"
+            found = [
+                d
+                for d in docs
+                if (d["kind"], d["metadata"]["name"], d["metadata"]["namespace"])
+                == (kind, got[param], pns)
+            ]
+            if found:  # the chart renders it there with every key the steps need
+                assert keys["required"] <= set(found[0]["data"]), (param, usecase)
+            else:  # an external Secret, which NOTES says to create in that namespace
+                assert kind == "Secret", f"{kind}/{got[param]} not rendered in {pns}"
+    if release == "prod":  # not the committed defaults, which fit release "shipway"
+        assert published[("credit_risk", "training")]["env_config_map"] == "prod-shipway-env"
+        assert env["SHIPWAY_MLFLOW_TRACKING_URI"] == "http://prod-shipway-mlflow.ml.svc:5000"
+        assert pns == "kubeflow"
+
+
+def test_published_use_cases_and_kinds_follow_the_values(tc) -> None:
+    docs = render(
+        tc,
+        values=[CHART / "ci" / "production-values.yaml"],
+        sets=['json:pipelineUpload.usecases=["credit_risk"]'],
+    )
+    assert {j["metadata"]["name"] for j in _upload_jobs(docs)} == {
+        f"{FULLNAME}-pipeline-upload-training-credit-risk"
+    }
+    docs = render(tc, sets=["json:pipelineUpload.kinds=[]"])
+    assert not _upload_jobs(docs)
+    assert not [d for d in docs if d["metadata"]["name"] == f"{FULLNAME}-pipeline-package"]
+    proc = template(tc, sets=['json:pipelineUpload.kinds=["scoring"]'])
+    assert proc.returncode != 0 and "/pipelineUpload/kinds/0" in proc.stderr
 
 
 def _in(docs: list[dict[str, Any]], namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -1892,7 +2048,11 @@ def test_notes_say_how_to_reach_each_endpoint(tc) -> None:
         f"http://{FULLNAME}-feature-server.{NAMESPACE}.svc:6566",
         f"helm test {RELEASE}",
         # where the pipeline's steps read their configuration, and what to create there
-        'Its steps run in namespace "kubeflow-ml-team"',
+        'The steps run in namespace "kubeflow-ml-team"',
+        # one pipeline per use case and kind in the Kubeflow UI, nothing to type
+        f"    {FULLNAME}-hotel_rates-training\n    {FULLNAME}-credit_risk-training\n",
+        '"Create run" in the Kubeflow UI needs nothing typed',
+        "dvc_remote:          s3://ml-team-data/shipway",
         "postgresql_secret:   shipway-postgresql-uris",
         "Create the external Secret(s) shipway-postgresql-uris, shipway-redis, "
         "shipway-mlflow-pipeline in namespace",
@@ -1992,7 +2152,7 @@ def test_each_component_logs_in_to_mlflow_as_its_own_user(rendered) -> None:
         "trigger",
         "feast-apply",
         "materialize-hotel-rates",
-        "pipeline-upload-hotel-rates",
+        "pipeline-upload-training-hotel-rates",
     ):
         assert f"{FULLNAME}-{name}" not in logins, f"{name} gets MLflow credentials"
     admin = {

@@ -12,9 +12,11 @@ import onnx
 import pandas as pd
 import pytest
 
-from pipelines.runner import run_local
+from pipelines.packaging import defaults, package
+from pipelines.runner import pipeline_arguments, run_package_local
 from pipelines.steps import onnx_export, tasks
 from pipelines.steps.fetch import load_fetched
+from pipelines.training import COMPILED
 from shipway.core import registry
 from shipway.core.evidence import verify
 from shipway.core.settings import Settings
@@ -66,12 +68,19 @@ def weak_champion(repo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_kfp_local_run_registers_version_with_lineage_and_moves_champion(
-    weak_champion: Settings,
+    weak_champion: Settings, tmp_path: Path
 ) -> None:
+    """The package the chart uploads for the Kubeflow UI, with this environment's stores
+    baked into its defaults, run on kfp.local with no arguments (as "Create run" with
+    nothing typed): it trains hotel_rates against those stores."""
     client = registry.connect(weak_champion.tracking_uri)
     before = registry.alias_version(client, "hotel_rates", registry.CHAMPION)
     assert before is not None
-    res = run_local(weak_champion, "hotel_rates", "HEAD")
+    baked = pipeline_arguments(weak_champion, "hotel_rates", "HEAD", cluster=False)
+    # the committed default points at the chart's MLflow: only the baked one reaches a store
+    assert defaults(COMPILED.read_text())["tracking_uri"] != baked["tracking_uri"]
+    pkg = package("training", "hotel_rates", baked, tmp_path / "hotel_rates-training.yaml")
+    res = run_package_local(weak_champion, pkg)
     assert res["gate_passed"], res["failures"]
     mv = client.get_model_version("hotel_rates", str(res["version"]))
     for tag in LINEAGE:

@@ -211,6 +211,7 @@ def test_local_arguments_are_unchanged(tmp_path: Path) -> None:
         "usecase",
         "data_rev",
         "repo",
+        "dvc_remote",
         "tracking_uri",
         "artifact_root",
         "git_commit",

@@ -290,6 +290,31 @@ a message naming the values. Included by templates/prediction.yaml.
 {{- end }}
 {{- end }}
 
+{{/* ---------- pipelines published to the Kubeflow UI (templates/pipeline-upload.yaml) ---------- */}}
+{{/* The chart file holding the compiled package of a pipeline kind (pipelines/packaging.py
+KINDS; batch scoring joins with files/batch_pipeline.yaml). Arg: the kind. */}}
+{{- define "shipway.pipelinePackage" -}}
+{{- printf "files/%s_pipeline.yaml" . }}
+{{- end }}
+
+{{/* Name of a use case's pipeline of a kind in Kubeflow. Arg: (list $ usecase kind). */}}
+{{- define "shipway.kfpPipelineName" -}}
+{{- printf "%s-%s-%s" (include "shipway.fullname" (index . 0)) (index . 1) (index . 2) }}
+{{- end }}
+
+{{/* The release's values baked into every published pipeline's parameter defaults (YAML):
+the same names the env ConfigMap gives `shipway pipeline submit` and the trigger. No
+credentials: the steps read those from the Secrets named here. */}}
+{{- define "shipway.pipelineDefaults" -}}
+tracking_uri: {{ include "shipway.mlflowTrackingUri" . | quote }}
+env_config_map: {{ include "shipway.componentName" (dict "ctx" . "name" "env") | quote }}
+postgresql_secret: {{ include "shipway.postgresqlSecret" . | quote }}
+redis_secret: {{ include "shipway.redisSecret" . | quote }}
+mlflow_auth_secret: {{ include "shipway.pipelineMlflowSecret" . | quote }}
+repo: {{ .Values.pipelines.gitRepo | quote }}
+dvc_remote: {{ .Values.pipelines.dvcRemote | quote }}
+{{- end }}
+
 {{/* ---------- training pipeline pods ---------- */}}
 {{/* Namespace the training pipeline's pods run in (pipelines.namespace; empty: the release's). */}}
 {{- define "shipway.pipelinesNamespace" -}}
