@@ -7,8 +7,9 @@ The committed packages are compiled once for every release and use case, so thei
 cannot name this release's MLflow server, ConfigMap, Secrets, repository or DVC remote.
 The chart's upload Job therefore bakes them in here, one package per use case and kind, and
 uploads each as its own pipeline: the UI then trains or scores the right use case against
-the right stores with nothing typed. Only the defaults change: the steps, their images and
-their platform config stay the committed, golden-tested ones.
+the right stores with nothing typed. Only the defaults (and, when asked, the steps' image:
+the release's) change: the steps and their platform config stay the committed,
+golden-tested ones.
 
 Defaults are visible to anyone who can read the pipeline, so a value carrying a password
 (``https://user:secret@host``) is refused; credentials reach the steps from Secrets by env.
@@ -136,9 +137,26 @@ def _value(parameter: str, raw: str, ptype: int) -> struct_pb2.Value:
     return value
 
 
-def bake(text: str, values: Mapping[str, str], source: str = "the package") -> str:
+def _set_image(spec: pipeline_spec_pb2.PipelineSpec, image: str) -> None:
+    """Run every container step in ``image`` (the release's, e.g. pinned by digest in a
+    private registry) instead of the image the package was compiled for."""
+    if not image or any(c.isspace() for c in image):
+        raise PackagingError(f"image must be an image reference, got {image!r}")
+    for executor in spec.deployment_spec.fields["executors"].struct_value.fields.values():
+        container = executor.struct_value.fields.get("container")
+        if container is not None:
+            container.struct_value.fields["image"].string_value = image
+
+
+def bake(
+    text: str,
+    values: Mapping[str, str],
+    source: str = "the package",
+    image: str | None = None,
+) -> str:
     """``text`` (a compiled pipeline) with ``values`` as the defaults of those root
-    parameters, written by the kfp SDK's own writer; everything else unchanged.
+    parameters, and its steps' container image replaced when ``image`` is given, written
+    by the kfp SDK's own writer; everything else unchanged.
 
     Raises :class:`PackagingError` for a parameter the pipeline does not have, a value of
     the wrong type or a URL with a password, before anything is written.
@@ -153,6 +171,8 @@ def bake(text: str, values: Mapping[str, str], source: str = "the package") -> s
         )
     for name, raw in values.items():
         params[name].default_value.CopyFrom(_value(name, raw, params[name].parameter_type))
+    if image is not None:
+        _set_image(spec, image)
     with tempfile.TemporaryDirectory(prefix="shipway-package-") as tmp:
         out = Path(tmp) / "pipeline.yaml"
         pipeline_spec_builder.write_pipeline_spec_to_file(
@@ -173,11 +193,13 @@ def package(
     values: Mapping[str, str],
     out: Path,
     source: Path | None = None,
+    image: str | None = None,
 ) -> Path:
     """Write the ``kind_name`` package for ``usecase`` with ``values`` baked in to ``out``.
 
     ``source`` is the compiled package to start from (the chart mounts its copy); default:
     the kind's committed one. A ``usecase`` default in ``values`` must agree with ``usecase``.
+    ``image``: the steps' container image (default: the one the package was compiled for).
     """
     path = source or kind(kind_name).compiled  # an unknown kind fails either way
     kind(kind_name)
@@ -187,7 +209,7 @@ def package(
         raise PackagingError(
             f"default of 'usecase' is {values['usecase']!r} but the package is for {usecase!r}"
         )
-    baked = bake(path.read_text(), {"usecase": usecase, **values}, str(path))
+    baked = bake(path.read_text(), {"usecase": usecase, **values}, str(path), image)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(baked)
     return out

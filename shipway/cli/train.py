@@ -222,14 +222,27 @@ def parse_defaults(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image", help="Container image of the steps (default: the package's, the chart's tag)."
+    ),
+]
+
+
 def build_package(
-    usecase: str, kind: str, defaults: list[str] | None, source: Path | None, out: Path
+    usecase: str,
+    kind: str,
+    defaults: list[str] | None,
+    source: Path | None,
+    out: Path,
+    image: str | None = None,
 ) -> Path:
     """The use case's package of ``kind`` with the defaults baked in, written to ``out``."""
     from pipelines.packaging import PackagingError, package
 
     try:
-        return package(kind, usecase, parse_defaults(defaults or []), out, source)
+        return package(kind, usecase, parse_defaults(defaults or []), out, source, image)
     except PackagingError as exc:
         raise UserError(str(exc)) from exc
 
@@ -242,11 +255,12 @@ def package_cmd(
     kind: PipelineKindOpt = "training",
     default: DefaultsOpt = None,
     package: SourceOpt = None,
+    image: ImageOpt = None,
 ) -> None:
     """Write one use case's pipeline package with the given parameter defaults (what
     "Create run" in the Kubeflow UI starts from)."""
     _, spec = context(usecase)
-    path = build_package(spec.name, kind, default, package, output)
+    path = build_package(spec.name, kind, default, package, output, image)
     console.print(f"[green]packaged[/] the {escape(kind)} pipeline of {spec.name}: {path}")
 
 
@@ -267,6 +281,7 @@ def upload_cmd(
         str | None,
         typer.Option(help="Pipeline name in Kubeflow (default: shipway-<usecase>-<kind>)."),
     ] = None,
+    image: ImageOpt = None,
 ) -> None:
     """Upload one use case's pipeline of a kind, its defaults baked in, as a new version of
     its own pipeline (used by the Helm Job, once per use case and kind)."""
@@ -282,7 +297,7 @@ def upload_cmd(
         raise UserError("no Kubeflow host: pass --host or set SHIPWAY_KFP_HOST")
     pname = name or pipeline_name("shipway", spec.name, kind)
     with tempfile.TemporaryDirectory(prefix="shipway-upload-") as tmp:
-        pkg = build_package(spec.name, kind, default, package, Path(tmp) / f"{kind}.yaml")
+        pkg = build_package(spec.name, kind, default, package, Path(tmp) / f"{kind}.yaml", image)
         digest = hashlib.sha256(pkg.read_bytes()).hexdigest()[:12]
         about = f"{spec.name}: {KINDS[kind].title}, this release's stores as the defaults"
         try:

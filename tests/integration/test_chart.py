@@ -1467,7 +1467,7 @@ def test_pipeline_upload_job_sends_the_package_byte_for_byte(tc, tmp_path: Path)
         spec = job["spec"]["template"]["spec"]
         (c,) = spec["containers"]
         args = c["args"]
-        assert args[:12] == [
+        assert args[:14] == [
             "pipeline",
             "upload",
             "--host",
@@ -1480,8 +1480,10 @@ def test_pipeline_upload_job_sends_the_package_byte_for_byte(tc, tmp_path: Path)
             usecase,
             "--name",
             f"{FULLNAME}-{usecase}-training",
+            "--image",
+            c["image"],  # the steps run in the release's image, like every other pod
         ]
-        assert set(args[12::2]) == {"--default"}  # then only defaults (tested below)
+        assert set(args[14::2]) == {"--default"}  # then only defaults (tested below)
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes[mounts["/pipelines"]]["configMap"]["name"] == f"{FULLNAME}-pipeline-package"
@@ -1594,7 +1596,15 @@ def _publish(
                 args += [flag, value]
         run = CliRunner().invoke(app, args)
         assert run.exit_code == 0, run.output
-        inputs = load_component_from_text(out.read_text()).component_spec.inputs
+        baked = load_component_from_text(out.read_text())
+        images = {
+            e["container"]["image"]
+            for e in next(yaml.safe_load_all(out.read_text()))["deploymentSpec"][
+                "executors"
+            ].values()
+        }
+        assert images == {c["image"]}, "the steps run in the release's image"
+        inputs = baked.component_spec.inputs
         key = (opts["--usecase"], opts["--kind"])
         assert key not in published, f"{key} published twice"
         published[key] = {name: spec.default for name, spec in inputs.items()}

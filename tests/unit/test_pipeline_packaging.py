@@ -141,3 +141,18 @@ def test_typed_parameters_get_typed_defaults(tmp_path: Path) -> None:
     for name, raw in (("n", "eight"), ("ratio", "x"), ("flag", "yes")):
         with pytest.raises(PackagingError, match=f"default of '{name}' must be a"):
             bake(text, {name: raw})
+
+
+def test_the_release_image_replaces_every_step_image_and_nothing_else(tmp_path: Path) -> None:
+    image = "registry.example.com/ml/shipway@sha256:" + "ab" * 32
+    out = package("training", "hotel_rates", {}, tmp_path / "p.yaml", image=image)
+    (spec, platform), (base, base_platform) = (
+        list(yaml.safe_load_all(t)) for t in (out.read_text(), COMPILED.read_text())
+    )
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {image}
+    for e in (*executors.values(), *base["deploymentSpec"]["executors"].values()):
+        e["container"].pop("image")
+    assert (spec, platform) == (base, base_platform)
+    with pytest.raises(PackagingError, match="image must be an image reference"):
+        package("training", "hotel_rates", {}, tmp_path / "q.yaml", image="a b")
