@@ -1705,6 +1705,20 @@ def test_published_pipelines_default_to_what_the_chart_renders(
         assert pns == "kubeflow"
 
 
+def test_chart_publishes_the_kinds_the_packaging_registry_has() -> None:
+    """pipelineUpload.kinds accepts exactly pipelines/packaging.py KINDS, and the chart
+    carries each kind's committed package under the same file name (make chart-sync)."""
+    from pipelines.packaging import KINDS
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    kinds = schema["properties"]["pipelineUpload"]["properties"]["kinds"]["items"]["enum"]
+    assert sorted(kinds) == sorted(KINDS)
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    for name, k in KINDS.items():
+        assert f"  file: files/{k.compiled.name}" in helpers, name
+        assert (CHART / "files" / k.compiled.name).read_bytes() == k.compiled.read_bytes(), name
+
+
 def test_published_use_cases_and_kinds_follow_the_values(tc) -> None:
     docs = render(
         tc,

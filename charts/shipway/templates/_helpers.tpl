@@ -291,10 +291,14 @@ a message naming the values. Included by templates/prediction.yaml.
 {{- end }}
 
 {{/* ---------- pipelines published to the Kubeflow UI (templates/pipeline-upload.yaml) ---------- */}}
-{{/* The chart file holding the compiled package of a pipeline kind (pipelines/packaging.py
-KINDS; batch scoring joins with files/batch_pipeline.yaml). Arg: the kind. */}}
-{{- define "shipway.pipelinePackage" -}}
-{{- printf "files/%s_pipeline.yaml" . }}
+{{/* The pipeline kinds the chart can publish (pipelines/packaging.py KINDS), as YAML: the
+chart file holding each one's compiled package and which of shipway.pipelineDefaults are its
+parameters. Batch scoring joins as one more entry (files/batch_pipeline.yaml; its parameters
+have no repo or dvc_remote) plus "batch" in the schema's pipelineUpload.kinds enum. */}}
+{{- define "shipway.pipelineKinds" -}}
+training:
+  file: files/training_pipeline.yaml
+  parameters: [tracking_uri, env_config_map, postgresql_secret, redis_secret, mlflow_auth_secret, repo, dvc_remote]
 {{- end }}
 
 {{/* Name of a use case's pipeline of a kind in Kubeflow. Arg: (list $ usecase kind). */}}
