@@ -83,3 +83,19 @@ def test_fetch_names_an_unreachable_repository_or_remote(
     with pytest.raises(Exception, match=r"(?i)missing|not found|failed|unable"):
         fetch(url, "HEAD", "hotel_rates", tmp_path / "b")
     assert not list((tmp_path / "b").rglob("*.parquet"))
+
+
+def test_the_dvc_remote_parameter_wins_over_the_environment(
+    cluster_env: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline published for the Kubeflow UI carries the release's remote as the
+    ``dvc_remote`` default: the step pulls from it whatever the pod's env says."""
+    url, remote = cluster_env
+    monkeypatch.setenv("SHIPWAY_DVC_REMOTE_URL", str(tmp_path / "not-the-remote"))
+    get_settings.cache_clear()
+    meta = fetch(url, "HEAD", "hotel_rates", tmp_path / "param", dvc_remote=str(remote))
+    assert meta["data_version"] != "unknown"
+    assert list((tmp_path / "param" / "data" / "hotel_rates" / "features").rglob("*.parquet"))
+    # and without it, the environment's (wrong) remote is used: the pull fails
+    with pytest.raises(ValueError, match="in neither the DVC cache nor the remote"):
+        fetch(url, "HEAD", "hotel_rates", tmp_path / "env")
