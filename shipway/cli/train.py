@@ -209,6 +209,14 @@ SourceOpt = Annotated[
 ]
 
 
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image", help="Container image of the steps (default: the package's, the chart's tag)."
+    ),
+]
+
+
 def parse_defaults(pairs: list[str]) -> dict[str, str]:
     """``NAME=VALUE`` pairs; a value may be empty (``repo=``) and may contain ``=``."""
     out: dict[str, str] = {}
@@ -220,14 +228,6 @@ def parse_defaults(pairs: list[str]) -> dict[str, str]:
             raise UserError(f"--default {name.strip()} given twice")
         out[name.strip()] = value
     return out
-
-
-ImageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--image", help="Container image of the steps (default: the package's, the chart's tag)."
-    ),
-]
 
 
 def build_package(

@@ -156,3 +156,57 @@ def test_the_release_image_replaces_every_step_image_and_nothing_else(tmp_path: 
     assert (spec, platform) == (base, base_platform)
     with pytest.raises(PackagingError, match="image must be an image reference"):
         package("training", "hotel_rates", {}, tmp_path / "q.yaml", image="a b")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-D", "repo"], "--default expects NAME=VALUE, got 'repo'"),
+        (["-D", "repo=a", "-D", "repo=b"], "--default repo given twice"),
+        (["-D", "nope=1"], "has no parameter 'nope'"),
+        (["--kind", "scoring"], "unknown pipeline kind 'scoring'"),
+    ],
+)
+def test_cli_refuses_bad_defaults_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], expected: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipway.cli import app
+    from shipway.core.settings import get_settings
+
+    monkeypatch.setenv("SHIPWAY_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    out = tmp_path / "p.yaml"
+    run = CliRunner().invoke(
+        app, ["pipeline", "package", "-u", "hotel_rates", "-o", str(out), *args]
+    )
+    get_settings.cache_clear()
+    assert run.exit_code != 0
+    assert expected in " ".join(run.output.split()), run.output
+    assert "Traceback" not in run.output and not out.exists()
+
+
+def test_cli_writes_the_package_with_an_empty_and_an_equals_sign_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipway.cli import app
+    from shipway.core.settings import get_settings
+
+    monkeypatch.setenv("SHIPWAY_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    out = tmp_path / "p.yaml"
+    args = ["-D", "repo=", "-D", "dvc_remote=s3://b/p?region=eu-west-1"]
+    run = CliRunner().invoke(
+        app, ["pipeline", "package", "-u", "credit_risk", "-o", str(out), *args]
+    )
+    get_settings.cache_clear()
+    assert run.exit_code == 0, run.output
+    got = sdk_defaults(out.read_text())
+    assert (got["usecase"], got["repo"], got["dvc_remote"]) == (
+        "credit_risk",
+        "",
+        "s3://b/p?region=eu-west-1",
+    )
