@@ -11,8 +11,8 @@ the right stores with nothing typed. Only the defaults (and, when asked, the ste
 the release's) change: the steps and their platform config stay the committed,
 golden-tested ones.
 
-Defaults are visible to anyone who can read the pipeline, so a value carrying a password
-(``https://user:secret@host``) is refused; credentials reach the steps from Secrets by env.
+Defaults are visible to anyone who can read the pipeline, so a URL carrying credentials
+(``https://user:secret@host``, ``https://token@host``) is refused; credentials reach the steps from Secrets by env.
 """
 
 from __future__ import annotations
@@ -100,12 +100,19 @@ def defaults(text: str, source: str = "the package") -> dict[str, Any]:
     }
 
 
-def _no_password(parameter: str, value: str) -> None:
+def _no_credentials(parameter: str, value: str) -> None:
+    """Refuse a URL carrying credentials: a password anywhere, or any user on http(s),
+    where a token often stands in the user part (the same rule as a submitted run's
+    ``pipelines.runner.cluster_repo``). An ssh user (``ssh://git@host``) is no secret."""
     try:
-        password = urlsplit(value).password if "://" in value else None
-    except ValueError:  # a malformed netloc (bad port, brackets): not a URL with a password
-        password = None
-    if password is not None:
+        parts = urlsplit(value) if "://" in value else None
+        secret = parts is not None and (
+            parts.password is not None
+            or (parts.scheme in ("http", "https") and parts.username is not None)
+        )
+    except ValueError:  # a malformed netloc (bad port, brackets): no credentials read
+        secret = False
+    if secret:
         raise PackagingError(
             f"default of {parameter!r} is a URL with credentials in it; parameter defaults are "
             "visible to everyone who can read the pipeline; give the URL without credentials "
@@ -117,7 +124,7 @@ def _value(parameter: str, raw: str, ptype: int) -> struct_pb2.Value:
     """``raw`` (as given on a command line) as the IR value of a parameter of ``ptype``."""
     value = struct_pb2.Value()
     if ptype == _TYPES.STRING:
-        _no_password(parameter, raw)
+        _no_credentials(parameter, raw)
     try:
         if ptype == _TYPES.STRING:
             value.string_value = raw

@@ -82,6 +82,7 @@ def test_unknown_parameter_is_refused_naming_it(tmp_path: Path) -> None:
         "http://admin:s3cr3t-value@mlflow.ml.svc:5000",
         "https://deploy:s3cr3t-value@git.example.com/ml/shipway.git",
         "s3://key:s3cr3t-value@bucket/shipway",
+        "https://s3cr3t-value@github.com/example/shipway.git",  # a token as the user
     ],
 )
 def test_a_url_with_credentials_is_refused_without_echoing_them(value: str) -> None:
@@ -92,7 +93,7 @@ def test_a_url_with_credentials_is_refused_without_echoing_them(value: str) -> N
 
 def test_urls_without_passwords_are_kept() -> None:
     values = {
-        "repo": "git@github.com:example/shipway.git",  # ssh: a user, no password
+        "repo": "ssh://git@github.com/example/shipway.git",  # ssh: a user, no secret
         "tracking_uri": "http://[fd00::1]:5000",
         "dvc_remote": "",
     }
