@@ -29,7 +29,7 @@ from kfp.compiler import pipeline_spec_builder
 from kfp.components import load_component_from_text
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipelines import training
+from pipelines import batch, training
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ KINDS: dict[str, PipelineKind] = {
     "training": PipelineKind(
         "training", training.COMPILED, training.build_pipeline, "training pipeline"
     ),
-    # Batch scoring goes here as one more entry ("batch": pipelines/compiled/
-    # batch_pipeline.yaml, pipelines.batch.build_pipeline) once it is on main, together
-    # with its entry in the chart's kinds (charts/shipway/templates/pipeline-upload.yaml).
+    "batch": PipelineKind(
+        "batch", batch.COMPILED, batch.build_batch_pipeline, "batch-scoring pipeline"
+    ),
 }
 
 

@@ -26,6 +26,7 @@ sync() {  # sync SRC DEST
 }
 
 sync "$ROOT/pipelines/compiled/training_pipeline.yaml" "$FILES/training_pipeline.yaml"
+sync "$ROOT/pipelines/compiled/batch_pipeline.yaml" "$FILES/batch_pipeline.yaml"
 sync "$ROOT/monitoring/prometheus/rules.yml" "$FILES/rules.yml"
 shopt -s nullglob
 for src in "$ROOT"/monitoring/grafana/*.json; do

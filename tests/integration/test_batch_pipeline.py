@@ -188,3 +188,30 @@ def test_the_command_names_a_missing_input(world: Settings, tmp_path: Path) -> N
     assert proc.returncode != 0
     assert "nowhere" in proc.stdout + proc.stderr and "does not exist" in proc.stdout + proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_published_package_scores_with_nothing_typed(
+    world: Settings, hotel: UseCaseSpec, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    """What the chart uploads for "Create run" in the Kubeflow UI (issue 18 point 6): the
+    committed batch package with this environment's values baked into its defaults
+    (``pipelines.packaging``), run on kfp.local with no arguments at all."""
+    from pipelines.packaging import defaults, package
+    from pipelines.runner import run_package_local
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rows.iloc[:300].to_parquet(src / "a.parquet", index=False)
+    out = tmp_path / "scored"
+    values = {
+        "input_uri": str(src),
+        "output_uri": str(out),
+        "key_columns": "booking_id",
+        "tracking_uri": world.tracking_uri,
+    }
+    pkg = package("batch", hotel.name, values, tmp_path / "batch.yaml")
+    assert {k: defaults(pkg.read_text())[k] for k in values} == values
+    manifest = run_package_local(world, pkg)
+    assert manifest["rows"] == 300 and manifest["usecase"] == hotel.name
+    _, table = read_output(str(out))
+    assert sorted(table.column("booking_id").to_pylist()) == list(rows["booking_id"][:300])

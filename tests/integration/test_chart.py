@@ -1424,8 +1424,15 @@ def test_pipeline_package_in_the_chart_equals_the_compiled_pipeline(tc, rendered
     docs = rendered["default"]
     cm = one(docs, "ConfigMap", f"{FULLNAME}-pipeline-package")
     assert cm["data"]["training_pipeline.yaml"] == source.read_text()
-    assert len(source.read_bytes()) < 1_000_000, "a ConfigMap holds at most 1 MiB"
-    assert len(_upload_jobs(docs)) == 1
+    batch = ROOT / "pipelines" / "compiled" / "batch_pipeline.yaml"
+    assert cm["data"]["batch_pipeline.yaml"] == batch.read_text()
+    size = len(source.read_bytes()) + len(batch.read_bytes())
+    assert size < 1_000_000, "a ConfigMap holds at most 1 MiB"
+    jobs = _upload_jobs(docs)
+    assert sorted(j["metadata"]["labels"]["shipway.io/pipeline-kind"] for j in jobs) == [
+        "batch",
+        "training",
+    ]
 
 
 def test_pipeline_upload_job_sends_the_package_byte_for_byte(tc, tmp_path: Path) -> None:
@@ -1455,7 +1462,11 @@ def test_pipeline_upload_job_sends_the_package_byte_for_byte(tc, tmp_path: Path)
     docs = render(tc, values=[CHART / "ci" / "production-values.yaml"], chart=chart)
     cm = one(docs, "ConfigMap", f"{FULLNAME}-pipeline-package")
     assert cm["data"]["training_pipeline.yaml"] == package
-    jobs = _upload_jobs(docs)
+    jobs = [
+        j
+        for j in _upload_jobs(docs)
+        if j["metadata"]["labels"]["shipway.io/pipeline-kind"] == "training"
+    ]
     assert {j["metadata"]["labels"]["shipway.io/usecase"] for j in jobs} == {
         "hotel_rates",
         "credit_risk",
@@ -1629,6 +1640,10 @@ def _fullname(release: str) -> str:
                 "pipelines.gitRepo=https://git.example.com/ml/shipway.git",
                 "--set",
                 "pipelines.dvcRemote=gs://ml-data/shipway",
+                "--set",
+                "pipelineUpload.batch.inputUri=s3://ml-data/{usecase}/incoming/",
+                "--set",
+                "pipelineUpload.batch.outputUri=s3://ml-data/{usecase}/scored/",
             ],
         ),
         (
@@ -1679,13 +1694,21 @@ def test_published_pipelines_default_to_what_the_chart_renders(
     pns = copies[0]["metadata"]["namespace"] if copies else namespace
     _, platform = _compiled_pipeline()
     reads = _pipeline_reads(platform)
-    for (usecase, _kind), got in published.items():
+    for (usecase, kind_), got in published.items():
         assert got["usecase"] == usecase
         assert got["tracking_uri"] == env["SHIPWAY_MLFLOW_TRACKING_URI"]
         assert "@" not in got["tracking_uri"], "no credentials in a parameter"
-        assert got["repo"] == env["SHIPWAY_GIT_REPO_URL"]
-        assert got["dvc_remote"] == env["SHIPWAY_DVC_REMOTE_URL"]
-        assert got["data_rev"] == "HEAD" and got["as_of"] == ""
+        if kind_ == "training":
+            assert got["repo"] == env["SHIPWAY_GIT_REPO_URL"]
+            assert got["dvc_remote"] == env["SHIPWAY_DVC_REMOTE_URL"]
+            assert got["data_rev"] == "HEAD" and got["as_of"] == ""
+        else:  # batch scoring: its data from pipelineUpload.batch, per use case
+            assert kind_ == "batch", kind_
+            if release == "prod":
+                assert got["input_uri"] == f"s3://ml-data/{usecase}/incoming/"
+                assert got["output_uri"] == f"s3://ml-data/{usecase}/scored/"
+            else:
+                assert got["input_uri"] == got["output_uri"] == ""
         for param, keys in reads.items():
             assert got[param] == env[f"SHIPWAY_PIPELINE_{param.upper()}"], param
             kind = "ConfigMap" if param == "env_config_map" else "Secret"
@@ -1726,7 +1749,12 @@ def test_published_use_cases_and_kinds_follow_the_values(tc) -> None:
         sets=['json:pipelineUpload.usecases=["credit_risk"]'],
     )
     assert {j["metadata"]["name"] for j in _upload_jobs(docs)} == {
-        f"{FULLNAME}-pipeline-upload-training-credit-risk"
+        f"{FULLNAME}-pipeline-upload-training-credit-risk",
+        f"{FULLNAME}-pipeline-upload-batch-credit-risk",
+    }
+    docs = render(tc, sets=['json:pipelineUpload.kinds=["batch"]'])
+    assert {j["metadata"]["labels"]["shipway.io/pipeline-kind"] for j in _upload_jobs(docs)} == {
+        "batch"
     }
     docs = render(tc, sets=["json:pipelineUpload.kinds=[]"])
     assert not _upload_jobs(docs)

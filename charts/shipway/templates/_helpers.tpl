@@ -299,6 +299,9 @@ have no repo or dvc_remote) plus "batch" in the schema's pipelineUpload.kinds en
 training:
   file: files/training_pipeline.yaml
   parameters: [tracking_uri, env_config_map, postgresql_secret, redis_secret, mlflow_auth_secret, repo, dvc_remote]
+batch:
+  file: files/batch_pipeline.yaml
+  parameters: [tracking_uri, env_config_map, postgresql_secret, redis_secret, mlflow_auth_secret, input_uri, output_uri]
 {{- end }}
 
 {{/* Name of a use case's pipeline of a kind in Kubeflow. Arg: (list $ usecase kind). */}}
