@@ -87,10 +87,17 @@ def _showwarning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    """``warnings.showwarning`` as a log record that knows where the warning came from."""
-    text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
+    """``warnings.showwarning`` as a log record that knows where the warning came from.
+
+    The message comes first and the place after it, on one line: the standard layout
+    (``/long/path.py:9: UserWarning: message`` plus the source line) puts the message at
+    the end of a line a narrow terminal cuts off."""
+    ours = first_party(filename)
+    where = Path(filename)
+    if ours:
+        where = where.resolve().relative_to(Path(__file__).resolve().parents[2])
     logging.getLogger("py.warnings").warning(
-        "%s", text, extra={"first_party": first_party(filename)}
+        "%s: %s (%s:%d)", category.__name__, message, where, lineno, extra={"first_party": ours}
     )
 
 
