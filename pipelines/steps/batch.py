@@ -8,7 +8,9 @@ shard overwrites its own file, it never adds a second one). The commit checks th
 shard is there, writes the manifest (row counts, content hashes, model, feature service,
 data version) and only then moves the staging folder into place, so readers see either
 the previous output or the whole new one, and a re-run after a failure commits exactly
-one copy of each row.
+one copy of each row. The plan and the commit report the run to OpenLineage (START with
+the input files and the model version, COMPLETE with the committed dataset), tied by
+the KFP run id.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
+from shipway.core import openlineage as ol
+from shipway.core.settings import get_settings
 from shipway.scoring import sources
 from shipway.scoring.models import Pinned
 
@@ -52,7 +57,6 @@ def plan_task(
     plan_path: Path,
 ) -> list[int]:
     """List and cut the input, pin the champion, write the plan; the shard indices."""
-    from shipway.core.settings import get_settings
     from shipway.core.usecases import load_usecase
     from shipway.scoring.models import pin_champion
     from shipway.scoring.tables import check_columns
@@ -82,7 +86,32 @@ def plan_task(
         "shards": [[p.to_dict() for p in group] for group in groups],
     }
     plan_path.write_text(json.dumps(plan, indent=2))
+    ol.start(settings, lineage_job(usecase), lineage_inputs(plan), run_key=run_id)
     return list(range(len(groups)))
+
+
+def lineage_job(usecase: str) -> str:
+    """The OpenLineage job name of a use case's batch scoring."""
+    return f"{usecase}.batch_scoring"
+
+
+def lineage_inputs(plan: dict[str, Any]) -> list[ol.DatasetRef]:
+    """The input files (schema from Parquet footers) and the pinned model version."""
+    fs, _ = sources.filesystem(plan["input"])
+    base = plan["input"].rstrip("/")
+    files: dict[str, ol.DatasetRef] = {}
+    for group in plan["shards"]:
+        for p in group:
+            if p["name"] in files:  # a Parquet file cut into several pieces
+                continue
+            fields = []
+            if p["fmt"] == "parquet":
+                with fs.open_input_file(p["path"]) as fh:
+                    fields = [(f.name, str(f.type)) for f in pq.read_schema(fh)]
+            name = base if p["name"] in ("", ".") else f"{base}/{p['name']}"
+            files[p["name"]] = ol.DatasetRef(name, None, fields)
+    model = plan["model"]
+    return [*files.values(), ol.model_dataset(model["name"], str(model["version"]), [])]
 
 
 def load_plan(plan_path: Path) -> dict[str, Any]:
@@ -103,7 +132,6 @@ def shard_task(plan_path: Path, index: int, chunk_rows: int, store: Any = None) 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from shipway.core.settings import get_settings
     from shipway.core.usecases import load_usecase
     from shipway.scoring.models import load_version
     from shipway.scoring.tables import check_columns, row_keys, score_table
@@ -195,6 +223,20 @@ def commit_task(plan_path: Path, results: list[dict[str, Any]]) -> dict[str, Any
     with fs.open_output_stream(f"{staging}/{MANIFEST}") as fh:
         fh.write(json.dumps(manifest, indent=2).encode())
     _replace(fs, staging, output, plan["run_id"])
+    fields: list[tuple[str, str]] = []
+    first = next((r["path"] for r in shards if r["path"]), None)
+    if first is not None:
+        with fs.open_input_file(f"{output}/{first}") as fh:
+            fields = [(f.name, str(f.type)) for f in pq.read_schema(fh)]
+    version = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    scored = ol.DatasetRef(plan["output"].rstrip("/"), version, fields)
+    ol.complete(
+        get_settings(),
+        lineage_job(plan["usecase"]),
+        lineage_inputs(plan),
+        [scored],
+        run_key=plan["run_id"],
+    )
     return manifest
 
 

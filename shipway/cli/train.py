@@ -191,7 +191,7 @@ def submit_cmd(
 
 PipelineKindOpt = Annotated[
     str,
-    typer.Option("--kind", help="Pipeline kind (pipelines/packaging.py KINDS): training."),
+    typer.Option("--kind", help="Pipeline kind (pipelines/packaging.py KINDS): training or batch."),
 ]
 DefaultsOpt = Annotated[
     list[str] | None,

@@ -207,6 +207,24 @@ def _emit(
         )
 
 
+def start(settings: Settings, job: str, inputs: Sequence[DatasetRef], *, run_key: str) -> None:
+    """START of a run whose end another process reports (:func:`complete`): a pipeline
+    whose first and last steps are separate pods, tied by ``run_key``."""
+    _emit(settings, "START", job, run_id_for(run_key), inputs, [])
+
+
+def complete(
+    settings: Settings,
+    job: str,
+    inputs: Sequence[DatasetRef],
+    outputs: Sequence[DatasetRef],
+    *,
+    run_key: str,
+) -> None:
+    """COMPLETE of the run :func:`start` began under the same ``run_key``."""
+    _emit(settings, "COMPLETE", job, run_id_for(run_key), inputs, outputs)
+
+
 @contextmanager
 def lineage_run(
     settings: Settings,

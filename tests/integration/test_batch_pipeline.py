@@ -24,6 +24,7 @@ import pytest
 from pipelines.batchrun import BatchJob, run_batch_local
 from pipelines.runner import PipelineFailed
 from pipelines.steps.batch import MANIFEST, commit_task, plan_task, read_output, shard_task
+from shipway.core import openlineage as ol
 from shipway.core import registry
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
@@ -31,6 +32,7 @@ from shipway.scoring import features
 from shipway.scoring.models import load_version
 from shipway.scoring.tables import required_columns
 from tests.conftest import ROOT, registry_copy, session_champion, tool_env
+from tests.integration.test_openlineage import _events, _runs, validate_event
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +99,25 @@ def test_pipeline_scores_every_row_once_with_the_keys_and_the_real_time_numbers(
     assert [list(m) for m in got["missing_features"]] == feats.missing
     assert feats.missing[7]  # the agent the store has never seen: its declared defaults
     assert not list(tmp_path.glob("_scored.staging-*")), "the staging folder was moved in"
+    # OpenLineage (issue 18 point 5): one run, START from the plan, COMPLETE from the
+    # commit, linking the input files and the model version to the committed dataset
+    runs = [r for r in _runs(_events(world.state), f"{hotel.name}.batch_scoring")
+            if r[0]["run"]["runId"] == ol.run_id_for(manifest["run_id"])]  # fmt: skip
+    (run,) = runs
+    assert [e["eventType"] for e in run] == ["START", "COMPLETE"]
+    for e in run:
+        validate_event(e)
+    done = run[-1]
+    names = {d["name"] for d in done["inputs"]}
+    assert names == {
+        f"{src}/a.parquet",
+        f"{src}/b.parquet",
+        f"models/{manifest['model_name']}/{manifest['model_version']}",
+    }
+    (scored,) = done["outputs"]
+    assert scored["name"] == str(out)
+    assert "booking_id" in {f["name"] for f in scored["facets"]["schema"]["fields"]}
+    assert scored["facets"]["version"]["datasetVersion"]
 
 
 def test_a_failed_shard_commits_nothing_and_the_rerun_commits_one_copy(

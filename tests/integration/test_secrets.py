@@ -5,8 +5,9 @@ password, the PostgreSQL prediction log's, the Redis connection's, the API and t
 tokens). Then the commands and servers run as a user runs them, each a real process:
 ``shipway serve`` (bentoml serve; its registry unreachable, so it logs the failure paths
 too), ``shipway trigger serve`` (answering a valid and a refused alert), ``shipway
-monitor run``, ``shipway status`` and ``shipway pipeline submit`` (both failing on the
-unreachable stores, so their error messages are checked). The canary must appear in no
+monitor run``, ``shipway status``, ``shipway pipeline submit`` and ``shipway batch
+schedule`` (failing on the unreachable stores, so their error messages are checked), and
+``shipway pipeline package`` refusing a default that carries a credential. The canary must appear in no
 output, no log under the state dir, and no file any of them wrote: every one of these
 secrets lives in the environment, so no file may hold it.
 """
@@ -178,8 +179,21 @@ def test_shipway_monitor_run_status_and_submit(sweep: Sweep) -> None:
     host = f"http://kfp:{CANARY}@127.0.0.1:{free_port()}"
     submit = _cli(sweep, "submit", "pipeline", "submit", "-u", "hotel_rates", "--host", host)
     assert submit.returncode != 0
+    data = sweep.root / "batch-in"
+    data.mkdir(exist_ok=True)
+    (data / "rows.csv").write_text("booking_id\nb1\n")
+    out = str(sweep.root / "batch-out")
+    batch = _cli(sweep, "batch schedule", "batch", "schedule", "-u", "hotel_rates",
+                 "--cron", "0 3 * * *", "-i", str(data), "-o", out, "--host", host)  # fmt: skip
+    assert batch.returncode != 0  # the KFP API is unreachable
+    secret_uri = f"http://shipway:{CANARY}@127.0.0.1:{free_port()}"
+    package = _cli(sweep, "pipeline package", "pipeline", "package", "-u", "hotel_rates",
+                   "--kind", "batch", "-D", f"tracking_uri={secret_uri}",
+                   "--output", str(sweep.root / "pkg.yaml"))  # fmt: skip
+    assert package.returncode != 0  # a credential in a default is refused, not echoed
     for words in (
         ("train", "--help"),
+        ("batch", "run", "--help"),
         ("pipeline", "submit", "--help"),
         ("trigger", "serve", "--help"),
     ):
