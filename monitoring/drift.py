@@ -125,12 +125,20 @@ class Reservoir:
         keys = self.rng.random(len(frame))
         self.frames.append(frame.reset_index(drop=True))
         self.keys = np.concatenate([self.keys, keys])
+        # compact only past twice the size: the rows kept are the same (the smallest keys
+        # of all seen, in window order), at an amortised cost instead of one concat of
+        # the whole sample per chunk (a quarter of the monitor's time on 1M rows)
+        if self.size is not None and len(self.keys) > 2 * self.size:
+            self._compact()
+
+    def _compact(self) -> None:
         if self.size is not None and len(self.keys) > self.size:
             keep = np.sort(np.argpartition(self.keys, self.size)[: self.size])
             self.frames = [pd.concat(self.frames, ignore_index=True).iloc[keep]]
             self.keys = self.keys[keep]
 
     def frame(self) -> pd.DataFrame:
+        self._compact()
         return pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame()
 
 

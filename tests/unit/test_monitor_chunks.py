@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from monitoring.challenger import shadow_request_id
-from monitoring.drift import PREDICTION
+from monitoring.drift import PREDICTION, Reservoir
 from monitoring.monitor import WindowTally
 from monitoring.reference import Reference
 from shipway.core.modelframe import model_frame
@@ -167,3 +167,17 @@ def test_a_window_larger_than_memory_is_read_twice_for_the_same_exact_drift(
     assert abs(estimate.prediction.score - in_memory.prediction.score) <= (
         estimate.prediction.error_bound + 1e-12
     )
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 50, 333, 1000])
+def test_report_sample_is_the_same_rows_whatever_the_chunks(chunk: int) -> None:
+    """The report's sample keeps the rows with the ``size`` smallest keys of one seeded
+    stream, in window order, however the window is cut and however often it compacts."""
+    rows = pd.DataFrame({"i": np.arange(1000), "x": np.random.default_rng(3).normal(size=1000)})
+    want = np.sort(np.argpartition(np.random.default_rng(11).random(1000), 64)[:64])
+    res = Reservoir(64, 11)
+    for start in range(0, len(rows), chunk):
+        res.add(rows.iloc[start : start + chunk])
+    got = res.frame()
+    assert list(got["i"]) == list(want)
+    assert Reservoir(None, 11).frame().empty
