@@ -42,9 +42,8 @@ import pyarrow.parquet as pq
 from benchmarks.common import Comparison, save, table
 from benchmarks.procs import load_average
 from shipway.core.modelframe import MISSING_CATEGORY
-from shipway.core.settings import Settings, get_settings
+from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
-from shipway.core.usecases import load_usecase
 from shipway.scoring.rowscorer import TreeRows, predictor
 
 ROWS = int(os.environ.get("SHIPWAY_BENCH_BATCH_ROWS", "10000000"))
@@ -200,9 +199,10 @@ def pipeline_comparison(
 
 
 def main() -> None:
-    settings = get_settings()
+    from benchmarks.serving import state  # the serving benchmark's: trained once if absent
+
+    settings, spec = state()
     settings.export_env()
-    spec = load_usecase(settings.usecase, settings)
     load0 = load_average()
     with tempfile.TemporaryDirectory(prefix="shipway-batch-bench-") as tmp:
         src = make_input(settings, spec, Path(tmp) / "in.parquet", ROWS)
