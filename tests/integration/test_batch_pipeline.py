@@ -50,6 +50,16 @@ def world(
     return s
 
 
+@pytest.fixture(autouse=True)
+def _world_env(world: Settings) -> None:
+    """Every test here on this module's stores: the session's per-test environment
+    restore would otherwise hand later tests the default state's registry."""
+    from shipway.core.settings import get_settings
+
+    world.export_env()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def rows(settings: Settings, hotel: UseCaseSpec) -> pd.DataFrame:
     """Real bookings with a pass-through id, one key the store has never seen."""

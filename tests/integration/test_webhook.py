@@ -139,7 +139,7 @@ FIRING = json.dumps(
 def test_binds_loopback_by_default(trigger: Trigger) -> None:
     listening = {
         c.laddr.ip
-        for c in psutil.Process(trigger.proc.pid).net_connections(kind="tcp")
+        for c in psutil.Process(trigger.proc.pid).connections(kind="tcp")
         if c.status == psutil.CONN_LISTEN
     }
     assert listening == {"127.0.0.1"}

@@ -45,7 +45,7 @@ ALLOWED = (
     Allowed("shipway/cli/app.py", NAME, "--usecase help shows that default"),
     Allowed("pipelines/training.py", NAME, "default value of the pipeline's usecase parameter"),
     Allowed("pipelines/compiled/*.yaml", NAME, "the compiled pipeline carries that default"),
-    Allowed("charts/shipway/files/training_pipeline.yaml", NAME, "copy of the compiled pipeline"),
+    Allowed("charts/shipway/files/*_pipeline.yaml", NAME, "copies of the compiled pipelines"),
     Allowed("services/bentofile.yaml", NAME, "default SHIPWAY_USECASE of the built Bento"),
     Allowed("Makefile", NAME, "USECASE ?= default of make demo/train"),
     Allowed("params.yaml", NAME, "the use cases the DVC stages run for, and their overrides"),
