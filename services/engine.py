@@ -304,14 +304,7 @@ class Engine:
             scorer = served.scorer or rowscorer.native(self.spec, served.model)
             return scorer(feats.take(idx))
         except Exception:
-            log.exception(
-                "shipway: %s v%s (%s) failed to score %d row(s); request ids %s",
-                served.name,
-                served.version,
-                served.variant,
-                len(idx),
-                ", ".join(jobs[i].request_id for i in idx[:5]),
-            )
+            _log_failure("score", served, idx, jobs)
             return None
 
     def _explain(
@@ -328,14 +321,7 @@ class Engine:
         try:
             return explain(self.spec, served.model, feats.x.iloc[idx], values)
         except Exception:
-            log.exception(
-                "shipway: %s v%s (%s) failed to explain %d row(s); request ids %s",
-                served.name,
-                served.version,
-                served.variant,
-                len(idx),
-                ", ".join(jobs[i].request_id for i in idx[:5]),
-            )
+            _log_failure("explain", served, idx, jobs)
             return None
 
     def _answer(
@@ -420,3 +406,17 @@ class Engine:
             except DuplicateRecord:
                 results[i] = DuplicateRequestId(jobs[i].request_id)
         return results
+
+
+def _log_failure(what: str, served: ServedModel, idx: list[int], jobs: Sequence[Job]) -> None:
+    """One line, with the traceback, naming the model and the first request ids (never
+    the request's values) of rows that failed to ``what`` (score, explain)."""
+    log.exception(
+        "shipway: %s v%s (%s) failed to %s %d row(s); request ids %s",
+        served.name,
+        served.version,
+        served.variant,
+        what,
+        len(idx),
+        ", ".join(jobs[i].request_id for i in idx[:5]),
+    )
