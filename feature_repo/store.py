@@ -10,11 +10,13 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
 from feast import FeatureStore, RepoConfig
+from feast.infra.offline_stores.offline_store import OfflineStore
+from feast.repo_config import FeastConfigBaseModel
 
 from feature_repo.objects import build_objects
 from shipway.core.settings import Settings
@@ -24,8 +26,30 @@ from shipway.data.readiness import EVENT_TS
 log = logging.getLogger(__name__)
 
 
-def repo_config(settings: Settings) -> RepoConfig:
-    """The Feast config for this environment; local paths are moved under the state dir."""
+class NoOfflineStoreConfig(FeastConfigBaseModel):
+    """The offline store of a process that only reads online features: none.
+
+    Feast validates a configured offline store by importing its module when the config
+    is built, and the DuckDB store's module imports ibis, sqlglot and duckdb (about 27 MB
+    in every prediction worker, issue 15) although an online read never touches it.
+    """
+
+    type: Literal["shipway.none"] = "shipway.none"
+
+
+class NoOfflineStore(OfflineStore):
+    """What Feast would build from :class:`NoOfflineStoreConfig`: a clear refusal."""
+
+    def __init__(self) -> None:
+        raise RuntimeError(
+            "this process reads online features only (the prediction service): no "
+            "offline store is configured; use feature_repo.store.feature_store(settings)"
+        )
+
+
+def repo_config(settings: Settings, online_only: bool = False) -> RepoConfig:
+    """The Feast config for this environment; local paths are moved under the state dir.
+    ``online_only``: without the offline store (see :class:`NoOfflineStoreConfig`)."""
     settings.export_env()
     raw: dict[str, Any] = yaml.safe_load(
         os.path.expandvars(settings.feature_store_yaml.read_text())
@@ -35,13 +59,17 @@ def repo_config(settings: Settings) -> RepoConfig:
         feast_dir.mkdir(parents=True, exist_ok=True)
         raw["registry"]["path"] = str(feast_dir / "registry.db")
         raw["online_store"]["path"] = str(feast_dir / "online.db")
+    if online_only:
+        raw["offline_store"] = NoOfflineStoreConfig()
     cfg = RepoConfig(**raw)
     cfg.repo_path = settings.feature_repo
     return cfg
 
 
-def feature_store(settings: Settings) -> FeatureStore:
-    return FeatureStore(config=repo_config(settings))
+def feature_store(settings: Settings, online_only: bool = False) -> FeatureStore:
+    """The store for ``settings``; ``online_only`` for a process that never reads or
+    writes offline data (the prediction service), see :class:`NoOfflineStoreConfig`."""
+    return FeatureStore(config=repo_config(settings, online_only))
 
 
 def apply(store: FeatureStore, specs: list[UseCaseSpec], data_dir: Path) -> list[str]:

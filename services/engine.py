@@ -195,7 +195,9 @@ class Engine:
             return
         from feature_repo.store import feature_store
 
-        store = feature_store(self.settings)  # fresh each attempt: no stale connection kept
+        store = feature_store(
+            self.settings, online_only=True
+        )  # fresh each attempt: no stale connection kept
         store.get_feature_service(self.spec.feature_service_name)  # applied?
         where = online_store_address(store.config)
         path = getattr(store.config.online_store, "path", None)

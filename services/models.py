@@ -11,19 +11,46 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from shipway.core import registry
 from shipway.core.spec import UseCaseSpec
-from shipway.scoring.models import load_version
+from shipway.scoring.models import load_serving_form, load_version
 from shipway.scoring.rowscorer import Predict
 
 log = logging.getLogger("shipway.service")
 
 Mode = Literal["off", "split", "shadow"]
 CHAMPION, CHALLENGER = registry.CHAMPION, registry.CHALLENGER
+
+
+class Pipeline:
+    """A version's registered scikit-learn pipeline, loaded the first time it is needed.
+
+    A version with a serving form is scored without its pipeline
+    (``shipway.scoring.servingform``), so a worker that only answers /predict never
+    imports scikit-learn, skops or the ``lightgbm`` package (about 170 MB per worker,
+    issue 15); /explain needs the pipeline and loads it on its first call.
+    """
+
+    def __init__(self, load: Callable[[], Any], model: Any = None) -> None:
+        self._load = load
+        self._model = model
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
 
 
 @dataclass(frozen=True)
@@ -33,12 +60,18 @@ class ServedModel:
     name: str
     version: str
     variant: str
-    model: Any
+    pipeline: Pipeline
     trained_at: float
     """Unix time the version was registered (the end of its training run)."""
     scorer: Predict | None = None
-    """The model on model columns (``shipway.scoring.rowscorer.predictor``: exactly the pipeline's
-    numbers, without its per-call pandas overhead); None: score through ``model``."""
+    """The model on model columns (``shipway.scoring.rowscorer.predictor``, or the serving
+    form: exactly the pipeline's numbers, without its per-call overhead); None: score
+    through ``model``."""
+
+    @property
+    def model(self) -> Any:
+        """The registered pipeline (loaded now if the version was served from its form)."""
+        return self.pipeline.get()
 
 
 @dataclass(frozen=True)
@@ -77,7 +110,7 @@ class ModelLoader:
         self.tracking_uri = tracking_uri
         self.spec = spec
         self.name = spec.registered_model_name
-        self._cache: dict[str, tuple[Any, Predict]] = {}
+        self._cache: dict[str, tuple[Pipeline, Predict]] = {}
         self._client: Any = None
 
     def client(self) -> Any:
@@ -100,16 +133,26 @@ class ModelLoader:
         client = self.client()
         mv = client.get_model_version(self.name, version)
         if version not in self._cache:
-            self._cache[version] = load_version(self.spec, self.name, version)
-        model, scorer = self._cache[version]
+            self._cache[version] = self._load(mv)
+        pipeline, scorer = self._cache[version]
         return ServedModel(
             name=self.name,
             version=version,
             variant=variant,
-            model=model,
+            pipeline=pipeline,
             trained_at=float(mv.creation_timestamp or 0) / 1000.0,
             scorer=scorer,
         )
+
+    def _load(self, mv: Any) -> tuple[Pipeline, Predict]:
+        """The version's serving form when it has one (its pipeline loads on first need),
+        else its pipeline and the fastest exact scorer of it."""
+        version = str(mv.version)
+        scorer = load_serving_form(self.client(), self.spec, mv)
+        if scorer is not None:
+            return Pipeline(lambda: load_version(self.spec, self.name, version)[0]), scorer
+        model, scorer = load_version(self.spec, self.name, version)
+        return Pipeline(lambda: model, model), scorer
 
     def build(self, current: ModelSet | None, with_challenger: bool) -> ModelSet | None:
         """The ModelSet the aliases point at now; ``current`` itself when nothing moved.

@@ -281,6 +281,7 @@ def register(
 
     from shipway.core import registry
     from shipway.core.modelframe import model_frame
+    from shipway.scoring import servingform
 
     _step_process()
     spec, _, meta = load_fetched(fetched)
@@ -312,6 +313,7 @@ def register(
             artifact_root=artifact_root or None,
             model=model,
             onnx_bytes=onnx_path.read_bytes() if onnx_path.exists() else None,
+            serving_files=servingform.export(spec, model),
             x_example=model_frame(spec, train.head(5)),
             train_frame=train,
             hyperparameters=hp,

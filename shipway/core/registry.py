@@ -53,6 +53,11 @@ LINEAGE_TAGS = (
 )
 
 
+SERVING_TAG = SERVING_ARTIFACT = "serving"
+"""Model-version tag (and run artifact folder) of the version's serving form, when it has
+one: what a prediction worker loads instead of the pipeline (``shipway.scoring.servingform``)."""
+
+
 RUNTIME_PACKAGES = ("scikit-learn", "scipy", "numpy", "pandas", "skops")
 """What a registered model needs to load and predict, besides mlflow (added by MLflow)."""
 
@@ -230,6 +235,7 @@ def log_run(
     artifact_root: str | None,
     model: Any,
     onnx_bytes: bytes | None,
+    serving_files: dict[str, bytes] | None = None,
     x_example: pd.DataFrame,
     train_frame: pd.DataFrame,
     hyperparameters: dict[str, Any],
@@ -291,7 +297,14 @@ def log_run(
             onnx_path = workdir / "model.onnx"
             onnx_path.write_bytes(onnx_bytes)
             mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
+        if serving_files:  # the worker's lean form (shipway.scoring.servingform)
+            serving = workdir / SERVING_ARTIFACT
+            serving.mkdir(parents=True, exist_ok=True)
+            for name, data in serving_files.items():
+                (serving / name).write_bytes(data)
+            mlflow.log_artifacts(str(serving), artifact_path=SERVING_ARTIFACT)
         run_id = run.info.run_id
+    serving_tag = {SERVING_TAG: f"runs:/{run_id}/{SERVING_ARTIFACT}"} if serving_files else {}
     mv = mlflow.register_model(
         info.model_uri,
         spec.registered_model_name,
@@ -303,6 +316,7 @@ def log_run(
             "onnx": f"runs:/{run_id}/onnx/model.onnx",
             "reference": f"runs:/{run_id}/reference/reference.parquet",
             "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(),
+            **serving_tag,
         },
     )
     return run_id, mv

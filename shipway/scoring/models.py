@@ -7,12 +7,18 @@ every chunk or shard loads that exact version: the alias may move while the batc
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shipway.core import registry
 from shipway.core.spec import UseCaseSpec
+from shipway.scoring import servingform
 from shipway.scoring.rowscorer import Predict, predictor
+
+log = logging.getLogger("shipway.service")
 
 
 @dataclass(frozen=True)
@@ -51,3 +57,26 @@ def load_version(spec: UseCaseSpec, name: str, version: str) -> tuple[Any, Predi
     exact scorer (:func:`shipway.scoring.rowscorer.predictor`)."""
     model = registry.load(f"models:/{name}/{version}")
     return model, predictor(spec, model)
+
+
+def load_serving_form(client: Any, spec: UseCaseSpec, mv: Any) -> Predict | None:
+    """The version's serving form as its scorer (no scikit-learn, skops or ``lightgbm``
+    package in this process), or None when it has none or it cannot be used; the caller
+    then loads the pipeline (:func:`load_version`)."""
+    uri = (mv.tags or {}).get(registry.SERVING_TAG)
+    if not uri:
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="shipway-serving-") as tmp:
+            return servingform.load(
+                spec, Path(client.download_artifacts(mv.run_id, registry.SERVING_ARTIFACT, tmp))
+            )
+    except Exception as exc:  # never let the lean form stop a model from being served
+        log.warning(
+            "shipway: %s v%s: serving form not used (%s: %s); loading the pipeline",
+            mv.name,
+            mv.version,
+            type(exc).__name__,
+            exc,
+        )
+        return None
