@@ -41,6 +41,7 @@ from shipway.core.settings import Settings
 from shipway.core.spec import Task, UseCaseSpec
 from shipway.core.usecases import load_usecase
 from shipway.data.replay import future_bookings, request_body
+from shipway.scoring.lgbm import NativeBooster
 from tests.conftest import ROOT, free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
@@ -184,6 +185,14 @@ def test_service_loader_and_batch_job_score_it_as_trained(
     assert served.scorer is not None
     np.testing.assert_array_equal(served.scorer(model_columns(t.spec, x, len(x))), want)
     assert isinstance(served.scorer, rowscorer.TreeRows) == (algorithm != "linear")
+    # LightGBM is served from its serving form (LightGBM's C library, no pipeline loaded)
+    lean = algorithm == "lightgbm"
+    assert isinstance(getattr(served.scorer, "booster", None), NativeBooster) == lean
+    assert served.pipeline.loaded == (not lean)
+    mv = registry.connect(world.settings.tracking_uri).get_model_version(
+        t.spec.registered_model_name, t.version
+    )
+    assert (registry.SERVING_TAG in (mv.tags or {})) == lean
     # the batch job scores with the champion: make this version the champion
     client = registry.connect(world.settings.tracking_uri)
     registry.set_alias(client, t.spec.registered_model_name, registry.CHAMPION, t.version)

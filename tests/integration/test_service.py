@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from shipway.core import modelframe
@@ -87,6 +88,26 @@ def body(hotel: UseCaseSpec, bookings: pd.DataFrame) -> dict[str, Any]:
 def test_health_endpoints(client: httpx.Client) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+def test_a_predict_worker_loads_no_sklearn(
+    server: ServiceHandle, client: httpx.Client, body: dict
+) -> None:
+    """The LightGBM champion is served from its serving form: the worker that answered
+    has mapped LightGBM's C library but none of scikit-learn's, SciPy's or DuckDB's
+    native modules (issue 15: about 125 MB less per worker)."""
+    assert client.post("/predict", json=body).status_code == 200
+    workers = [
+        p
+        for p in psutil.Process(server.proc.pid).children(recursive=True)
+        if "_bentoml_impl.worker" in " ".join(p.cmdline())
+    ]
+    assert workers
+    for w in workers:
+        maps = Path(f"/proc/{w.pid}/maps").read_text()
+        assert "lib_lightgbm" in maps
+        for package in ("/sklearn/", "/scikit_learn.libs/", "/_duckdb", "/skops/"):
+            assert package not in maps, f"worker {w.pid} mapped {package}"
 
 
 def test_prediction_content(client: httpx.Client, body: dict, champion: dict) -> None:
