@@ -130,8 +130,23 @@ class OnlineReader:
         self.views = views
         self.key_version = key_version
         self.feature_names = [f for v in views for f in v.features]
+        self._keys: dict[tuple[Any, ...], bytes] = {}
+
+    KEY_CACHE_SIZE = 65_536
+    """Serialized entity keys kept per reader: a key is a pure function of the view and
+    the join-key values, and building it through Feast's protobufs is a good part of a
+    one-row read; the cache is emptied when full (bounded memory, no eviction order)."""
 
     def _entity_key(self, view: View, row: Mapping[str, Any]) -> bytes:
+        ident = (view.name, *((type(row[k]), row[k]) for k in view.join_keys))
+        key = self._keys.get(ident)
+        if key is None:
+            if len(self._keys) >= self.KEY_CACHE_SIZE:
+                self._keys.clear()
+            key = self._keys[ident] = self._serialize(view, row)
+        return key
+
+    def _serialize(self, view: View, row: Mapping[str, Any]) -> bytes:
         values = [
             python_values_to_proto_values([row[k]], t)[0]
             for k, t in zip(view.join_keys, view.key_types, strict=True)
