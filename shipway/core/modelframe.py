@@ -44,11 +44,17 @@ def _number(values: np.ndarray) -> np.ndarray:
     as ``pd.to_numeric`` at a fraction of its per-call cost (about 15 us a column, issue
     15), so pandas is kept for the values that need its coercion (text, pd.NA).
     """
+    with np.errstate(over="ignore"):  # out of float32 range -> inf, as pandas gives
+        return _number_quiet(values)
+
+
+def _number_quiet(values: np.ndarray) -> np.ndarray:
+    """:func:`_number` for a caller that has already silenced numpy's overflow warning
+    (one ``np.errstate`` per request instead of one per column)."""
     if values.dtype.kind in "biuf":
         return values.astype(np.float32)
     if all(type(v) in _PLAIN_NUMBERS for v in values):
-        with np.errstate(over="ignore"):  # out of float32 range -> inf, as pandas gives
-            return np.array(values, dtype=np.float32)
+        return np.array(values, dtype=np.float32)
     return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float32)
 
 
@@ -91,13 +97,16 @@ def model_columns(spec: UseCaseSpec, data: Mapping[str, Any], n: int) -> dict[st
     if missing:
         raise KeyError(f"missing request field(s): {', '.join(missing)}")
     out: dict[str, np.ndarray] = {}
-    for name in plan.names:
-        if name in data:
-            col = data[name]
-            values = col.to_numpy() if isinstance(col, pd.Series) else np.asarray(col, dtype=object)
-        else:
-            values = np.full(n, np.nan, dtype=object)
-        out[name] = _category(values) if name in plan.categorical else _number(values)
+    with np.errstate(over="ignore"):  # out of float32 range -> inf, as pandas gives
+        for name in plan.names:
+            if name in data:
+                col = data[name]
+                values = (
+                    col.to_numpy() if isinstance(col, pd.Series) else np.asarray(col, dtype=object)
+                )
+            else:
+                values = np.full(n, np.nan, dtype=object)
+            out[name] = _category(values) if name in plan.categorical else _number_quiet(values)
     return out
 
 
