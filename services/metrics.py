@@ -12,6 +12,7 @@ contract all the same.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
@@ -46,27 +47,39 @@ class ServiceMetrics:
         )
         self.missing = contract.counter("shipway_missing_features_total", registry)
         self.retrieval = contract.histogram("shipway_feature_retrieval_duration_seconds", registry)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.challenger_mode = "off"
         """The challenger mode being served (off|split|shadow); the engine sets it from its
         settings, and ``shipway_challenger_missing`` reports a mode left without a challenger."""
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: the labelled child is the same object every
+        time, and looking it up takes a lock and a key build on every request."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) > 10_000:  # label sets are few; never grow unbounded
+                self._children.clear()
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request(self, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.usecase, endpoint, str(status)).inc()
-        self.duration.labels(self.usecase, endpoint).observe(seconds)
+        self._child(self.requests, self.usecase, endpoint, str(status)).inc()
+        self._child(self.duration, self.usecase, endpoint).observe(seconds)
 
     def scored(self, version: str, variant: str, values: Iterable[float]) -> None:
         """Count predictions of one model; shadow predictions count as challenger."""
-        hist = self.values.labels(self.usecase, variant)
+        hist = self._child(self.values, self.usecase, variant)
         n = 0
         for v in values:
             hist.observe(float(v))
             n += 1
-        self.predictions.labels(self.usecase, version, variant).inc(n)
+        self._child(self.predictions, self.usecase, version, variant).inc(n)
 
     def features(self, seconds: float, missing_entities: dict[str, int]) -> None:
-        self.retrieval.labels(self.usecase).observe(seconds)
+        self._child(self.retrieval, self.usecase).observe(seconds)
         for entity, n in missing_entities.items():
-            self.missing.labels(self.usecase, entity).inc(n)
+            self._child(self.missing, self.usecase, entity).inc(n)
 
 
 def challenger_missing(mode: str, models: ModelSet | None) -> bool:
