@@ -13,7 +13,9 @@ so the statement is compiled once and the records go through the DBAPI connectio
 ``executemany``. Callers that arrive while a commit is in progress queue up, and the
 next writer commits all of them in one transaction (one fsync on SQLite, one round of
 ``executemany`` on PostgreSQL); each caller still returns only after its own records
-are committed.
+are committed. Every write transaction on SQLite (group commit, label, deletion) holds
+the log's :class:`~shipway.core.writelock.WriteLock`, so writers of several workers queue
+for one another and none sleeps in SQLite's busy handler while the database is free.
 
 Ground truth is never overwritten silently. ``feedback`` holds the label in force, one
 per prediction (what monitoring joins); ``feedback_history`` keeps every label ever in
@@ -46,6 +48,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
+
+from shipway.core.writelock import WriteLock
 
 log = logging.getLogger("shipway.predictionlog")
 metadata = sa.MetaData()
@@ -340,12 +344,21 @@ class PredictionLog:
         self.engine: Engine = sa.create_engine(self.url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        database = self.engine.url.database
+        self.write_lock = WriteLock(
+            Path(database)
+            if self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+            else None
+        )
+        """Taken around every write transaction, so that writers of this log (threads and
+        worker processes) queue for one another instead of sleeping in SQLite's busy
+        handler (``shipway.core.writelock``); a no-op on PostgreSQL."""
         metadata.create_all(self.engine)
         migrate(self.engine)
         present = {c["name"] for c in sa.inspect(self.engine).get_columns("predictions")}
         self.columns = [c for c in predictions.c if c.name in present]
         """The columns the table has (an unmigrated log lacks the later, nullable ones)."""
-        self._writer = _GroupWriter(self.engine, self.columns)
+        self._writer = _GroupWriter(self.engine, self.columns, self.write_lock)
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Commit the records (one transaction, possibly shared with concurrent callers);
@@ -366,6 +379,7 @@ class PredictionLog:
         """Release the writer's connection and the pool."""
         self._writer.close()
         self.engine.dispose()
+        self.write_lock.close()
 
     def add_feedback(
         self, usecase: str, request_id: str, actual: float, *, correction: bool = False
@@ -383,7 +397,7 @@ class PredictionLog:
             raise ValueError(f"actual must be a finite number, not {actual!r}")
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                with self.engine.begin() as conn:
+                with self.write_lock.held(), self.engine.begin() as conn:
                     return _label(conn, usecase, request_id, value, correction)
             except sa.exc.IntegrityError:
                 if attempt == ATTEMPTS:
@@ -512,7 +526,7 @@ class PredictionLog:
     ) -> dict[str, int]:
         """Delete predictions (and their feedback, with its history) older than ``before``
         or of one entity. The counts are of predictions and of labels in force."""
-        with self.engine.begin() as conn:
+        with self.write_lock.held(), self.engine.begin() as conn:
             q = sa.select(predictions.c.request_id, predictions.c.entity_keys).where(
                 predictions.c.usecase == usecase
             )
@@ -543,7 +557,7 @@ class PredictionLog:
         label has its own age; the one in force and its history row share a timestamp).
         Returns the count of labels in force deleted."""
         cond = sa.and_(feedback.c.usecase == usecase, feedback.c.ts < before)
-        with self.engine.begin() as conn:
+        with self.write_lock.held(), self.engine.begin() as conn:
             n = int(
                 conn.execute(
                     sa.select(sa.func.count()).select_from(feedback).where(cond)
@@ -581,11 +595,16 @@ class _GroupWriter:
     Whoever holds the write lock commits every batch queued so far; a caller that finds
     its batch already committed by another returns at once. A duplicate request id in a
     group fails only the batch that holds it: the group is rolled back and written batch
-    by batch. A connection error fails the group and the next write reconnects.
+    by batch. A connection error fails the group and the next write reconnects. On
+    SQLite the group is taken and committed under the log's :class:`WriteLock`, so the
+    other workers' writers wait in the kernel rather than in SQLite's busy handler.
     """
 
-    def __init__(self, engine: Engine, columns: Sequence[sa.Column[Any]]) -> None:
+    def __init__(
+        self, engine: Engine, columns: Sequence[sa.Column[Any]], file_lock: WriteLock
+    ) -> None:
         self.engine = engine
+        self.file_lock = file_lock
         dialect = engine.dialect
         self.integrity_error: type[BaseException] = dialect.loaded_dbapi.IntegrityError
         compiled = predictions.insert().compile(
@@ -613,9 +632,12 @@ class _GroupWriter:
             self._queue.append(mine)
         with self._write_lock:
             if not mine.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                self._commit(group)
+                # the group is taken once the log's write lock is held: what queued while
+                # another writer (a /feedback, the other worker) committed joins this commit
+                with self.file_lock.held():
+                    with self._queue_lock:
+                        group, self._queue = self._queue, []
+                    self._commit(group)
         if mine.error is not None:
             raise mine.error
 
