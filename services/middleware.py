@@ -38,6 +38,7 @@ import pydantic_core
 
 from services.metrics import ServiceMetrics
 from services.oip import INFER_ROUTES, route_template
+from services.rebalance import CLOSE, Rebalancer
 from services.schema import REQUEST_ID_PATTERN, document_answers
 
 Scope = MutableMapping[str, Any]
@@ -85,11 +86,13 @@ class GuardMiddleware:
         metrics: ServiceMetrics,
         token: str | None,
         max_body_bytes: int,
+        rebalance_busy: int = 0,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.token = token.encode() if token else None
         self.max_body = max_body_bytes
+        self.rebalancer = Rebalancer(rebalance_busy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,12 +109,15 @@ class GuardMiddleware:
         else:
             given = None
         rid_header = (b"x-request-id", rid.encode())
+        rebalancer = self.rebalancer
+        rebalancer.start()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                extra = [rid_header, CLOSE] if rebalancer.close_now() else [rid_header]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
@@ -139,6 +145,7 @@ class GuardMiddleware:
             headers = [h for h in headers if h[0].lower() != b"x-request-id"] + [rid_header]
             await self.app({**scope, "headers": headers}, receive, out)
         finally:
+            rebalancer.finish()
             self.metrics.request(endpoint, status, time.perf_counter() - started)
 
     def _documenting(self, send: Send) -> Send:

@@ -237,6 +237,7 @@ cast(Any, PredictionService).add_asgi_middleware(
     metrics=METRICS,
     token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
     max_body_bytes=SETTINGS.max_body_bytes,
+    rebalance_busy=SETTINGS.rebalance_inflight if SETTINGS.service_workers > 1 else 0,
 )
 cast(Any, PredictionService).mount_asgi_app(  # the Open Inference Protocol, same port
     oip.create_app(SPEC, Row, bentoml.get_current_service)

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     service_workers: int = Field(
         default=1, ge=1, description="BentoML worker processes of the prediction service."
     )
+    rebalance_inflight: int = Field(
+        default=16,
+        ge=0,
+        description="With several workers: while a worker has more requests in flight than "
+        "this, one response per 100 ms closes its keep-alive connection so the client "
+        "reconnects to a less busy worker (services/rebalance.py); 0 turns it off.",
+    )
     access_log: bool = Field(
         default=False,
         description="BentoML's access log line per request (off by default: it costs every "
