@@ -13,7 +13,8 @@ so the statement is compiled once and the records go through the DBAPI connectio
 ``executemany``. Callers that arrive while a commit is in progress queue up, and the
 next writer commits all of them in one transaction (one fsync on SQLite, one round of
 ``executemany`` on PostgreSQL); each caller still returns only after its own records
-are committed. Every write transaction on SQLite (group commit, label, deletion) holds
+are committed. Labels (:meth:`PredictionLog.add_feedback`) join the same group commit
+(``shipway.core.groupcommit``). Every write transaction on SQLite (group commit, label, deletion) holds
 the log's :class:`~shipway.core.writelock.WriteLock`, so writers of several workers queue
 for one another and none sleeps in SQLite's busy handler while the database is free.
 
@@ -31,11 +32,9 @@ back with no explanation, and nothing else changes (:func:`migrate`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +48,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from shipway.core.groupcommit import DuplicateRecord as DuplicateRecord  # raised by append
+from shipway.core.groupcommit import GroupWriter
 from shipway.core.writelock import WriteLock
 
 log = logging.getLogger("shipway.predictionlog")
@@ -97,10 +98,6 @@ feedback_history = sa.Table(
 )
 
 sa.Index("ix_predictions_usecase_ts", predictions.c.usecase, predictions.c.ts)
-
-
-class DuplicateRecord(RuntimeError):
-    """A record's request id is already in the log (nothing of that append was written)."""
 
 
 ATTEMPTS = 3
@@ -358,7 +355,7 @@ class PredictionLog:
         present = {c["name"] for c in sa.inspect(self.engine).get_columns("predictions")}
         self.columns = [c for c in predictions.c if c.name in present]
         """The columns the table has (an unmigrated log lacks the later, nullable ones)."""
-        self._writer = _GroupWriter(self.engine, self.columns, self.write_lock)
+        self._writer = GroupWriter(self.engine, predictions, self.columns, self.write_lock)
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Commit the records (one transaction, possibly shared with concurrent callers);
@@ -373,7 +370,7 @@ class PredictionLog:
                 "the prediction log has no explanation column to store explanations in; its "
                 "owner must run ALTER TABLE predictions ADD COLUMN IF NOT EXISTS explanation TEXT"
             )
-        self._writer.write([r.row() for r in records])
+        self._writer.insert([r.row() for r in records])
 
     def close(self) -> None:
         """Release the writer's connection and the pool."""
@@ -396,10 +393,12 @@ class PredictionLog:
         if not math.isfinite(value):
             raise ValueError(f"actual must be a finite number, not {actual!r}")
         for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with self.write_lock.held(), self.engine.begin() as conn:
-                    return _label(conn, usecase, request_id, value, correction)
-            except sa.exc.IntegrityError:
+            try:  # in the group commit, with the prediction rows and other labels queued
+                result: FeedbackResult = self._writer.run(
+                    lambda conn: _label(conn, usecase, request_id, value, correction)
+                )
+                return result
+            except self._writer.integrity_errors:
                 if attempt == ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
@@ -578,122 +577,6 @@ class PredictionLog:
             return True
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-
-
-@dataclass
-class _Pending:
-    """One caller's rows, waiting for a commit."""
-
-    rows: list[dict[str, Any]]
-    done: bool = False
-    error: BaseException | None = None
-
-
-class _GroupWriter:
-    """Group commit of prediction rows through one DBAPI connection (see the module doc).
-
-    Whoever holds the write lock commits every batch queued so far; a caller that finds
-    its batch already committed by another returns at once. A duplicate request id in a
-    group fails only the batch that holds it: the group is rolled back and written batch
-    by batch. A connection error fails the group and the next write reconnects. On
-    SQLite the group is taken and committed under the log's :class:`WriteLock`, so the
-    other workers' writers wait in the kernel rather than in SQLite's busy handler.
-    """
-
-    def __init__(
-        self, engine: Engine, columns: Sequence[sa.Column[Any]], file_lock: WriteLock
-    ) -> None:
-        self.engine = engine
-        self.file_lock = file_lock
-        dialect = engine.dialect
-        self.integrity_error: type[BaseException] = dialect.loaded_dbapi.IntegrityError
-        compiled = predictions.insert().compile(
-            dialect=dialect, column_keys=[c.name for c in columns]
-        )
-        self.sql = compiled.string
-        self.positional = compiled.positiontup is not None  # qmark (sqlite3), else named
-        names = list(compiled.positiontup or [c.name for c in columns])
-        self.names = names
-        self.processors = {  # the dialect's own conversions (SQLite: its datetime text)
-            c.name: c.type.dialect_impl(dialect).bind_processor(dialect)
-            for c in predictions.c
-            if c.name in names
-        }
-        self._queue: list[_Pending] = []
-        self._queue_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._conn: Any = None
-        self.commits = 0
-        """Transactions committed (observability and tests: fewer than appends under load)."""
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        mine = _Pending(rows)
-        with self._queue_lock:
-            self._queue.append(mine)
-        with self._write_lock:
-            if not mine.done:
-                # the group is taken once the log's write lock is held: what queued while
-                # another writer (a /feedback, the other worker) committed joins this commit
-                with self.file_lock.held():
-                    with self._queue_lock:
-                        group, self._queue = self._queue, []
-                    self._commit(group)
-        if mine.error is not None:
-            raise mine.error
-
-    def close(self) -> None:
-        with self._write_lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _params(self, row: dict[str, Any]) -> Any:
-        values = {}
-        for name in self.names:
-            value = row[name]
-            proc = self.processors.get(name)
-            values[name] = proc(value) if proc is not None and value is not None else value
-        return tuple(values[n] for n in self.names) if self.positional else values
-
-    def _insert(self, conn: Any, pending: Sequence[_Pending]) -> None:
-        cur = conn.cursor()
-        try:
-            cur.executemany(self.sql, [self._params(r) for p in pending for r in p.rows])
-        finally:
-            cur.close()
-        conn.commit()
-        self.commits += 1
-
-    def _commit(self, group: list[_Pending]) -> None:
-        try:
-            if self._conn is None:
-                self._conn = self.engine.raw_connection()
-            conn = self._conn
-            try:
-                self._insert(conn, group)
-                for p in group:
-                    p.done = True
-            except self.integrity_error:
-                conn.rollback()
-                for p in group:  # only the batch with the reused id fails
-                    try:
-                        self._insert(conn, [p])
-                    except self.integrity_error:
-                        conn.rollback()
-                        p.error = DuplicateRecord("request id already logged")
-                    p.done = True
-        except BaseException as exc:
-            self._drop()
-            for p in group:
-                if not p.done:  # committed batches stay committed; the rest failed
-                    p.error, p.done = exc, True
-
-    def _drop(self) -> None:
-        """Forget a connection that failed mid-write (invalidated: never reused)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # already broken: nothing more to release
-                conn.invalidate()
 
 
 def _window_query(

@@ -138,3 +138,82 @@ def test_a_second_process_view_sees_every_acknowledged_record(tmp_path: Path) ->
     assert other.count() == 20
     plog.close()
     other.close()
+
+
+def test_labels_join_the_group_commit_with_their_own_results(tmp_path: Path) -> None:
+    """Labels queued with prediction rows commit in the same transaction; each caller
+    gets its own outcome, and a reused id in the group fails only its own append."""
+    plog = PredictionLog(str(tmp_path / "p.db"))
+    plog.append([_record("known"), _record("labelled"), _record("taken")])
+    assert plog.add_feedback("hotel_rates", "labelled", 5.0)
+    results: dict[str, object] = {}
+
+    def label(rid: str, value: float, correction: bool = False) -> Callable[[], None]:
+        def call() -> None:
+            results[f"{rid}:{value}"] = plog.add_feedback(
+                "hotel_rates", rid, value, correction=correction
+            ).status.value
+
+        return call
+
+    before = plog._writer.commits
+    calls = [
+        lambda: plog.append([_record("n1"), _record("n2")]),
+        label("known", 7.0),
+        label("nobody", 1.0),
+        label("labelled", 6.0),  # a different second label: a conflict, nothing changes
+        label("labelled", 5.0),  # the same again: unchanged
+        lambda: plog.append([_record("taken")]),
+    ]
+    errors = _queued(plog, calls)
+    assert errors[:5] == [None] * 5
+    assert isinstance(errors[5], DuplicateRecord)
+    assert results == {
+        "known:7.0": "recorded",
+        "nobody:1.0": "unknown",
+        "labelled:6.0": "conflict",
+        "labelled:5.0": "unchanged",
+    }
+    assert plog._writer.commits - before >= 1
+    assert plog.count() == 5
+    win = plog.window("hotel_rates").set_index("request_id")["actual"]
+    assert win["known"] == 7.0 and win["labelled"] == 5.0
+    assert [h["actual"] for h in plog.feedback_history("labelled")] == [5.0]
+    fixed = plog.add_feedback("hotel_rates", "labelled", 6.0, correction=True)
+    assert fixed.status.value == "corrected" and fixed.revision == 2
+    plog.close()
+
+
+def test_a_label_group_without_faults_is_one_commit(tmp_path: Path) -> None:
+    plog = PredictionLog(str(tmp_path / "p.db"))
+    plog.append([_record(f"r{i}") for i in range(8)])
+    before = plog._writer.commits
+    calls = [
+        (lambda i=i: plog.add_feedback("hotel_rates", f"r{i}", float(i)) and None) for i in range(8)
+    ] + [lambda: plog.append([_record("late")])]
+    assert _queued(plog, calls) == [None] * 9
+    assert plog._writer.commits - before == 1, "eight labels and an append, one transaction"
+    assert plog.window("hotel_rates")["actual"].notna().sum() == 8
+    plog.close()
+
+
+def test_an_operation_that_fails_fails_only_its_own_caller(tmp_path: Path) -> None:
+    """A queued operation that raises is its caller's error: the group is replayed one
+    caller per transaction and every other caller's writes are committed."""
+    plog = PredictionLog(str(tmp_path / "p.db"))
+    plog.append([_record("a")])
+
+    def broken(conn: object) -> None:
+        raise ValueError("this caller's own mistake")
+
+    calls = [
+        lambda: plog.append([_record("b")]),
+        lambda: plog._writer.run(broken),
+        lambda: plog.add_feedback("hotel_rates", "a", 2.0) and None,
+    ]
+    errors = _queued(plog, calls)
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], ValueError) and "own mistake" in str(errors[1])
+    assert plog.count() == 2
+    assert plog.window("hotel_rates").set_index("request_id")["actual"]["a"] == 2.0
+    plog.close()
