@@ -26,6 +26,13 @@ _PATTERNS = (
     # redis://:pw@host; up to the authority's last '@', so an unencoded '@' in the
     # password does not leave its tail behind)
     (re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@]*:)[^/\s]*@"), rf"\1{MASK}@"),
+    # a token as the whole userinfo, as git and some registries take it
+    # (https://ghp_abc123...@host): 20+ token characters with a letter and a digit; a
+    # plain username (postgresql://shipway@db) stays readable
+    (
+        re.compile(r"(\b[a-zA-Z][\w+.-]*://)(?=[\w.~-]*\d)(?=[\w.~-]*[a-zA-Z])[\w.~-]{20,}@"),
+        rf"\1{MASK}@",
+    ),
     # Authorization: Bearer xyz
     (re.compile(r"(?i)(\b(?:bearer|basic)\s+)[\w.~+/=-]{6,}"), rf"\1{MASK}"),
     # password=..., "api_key": "...", token: ...

@@ -21,7 +21,14 @@ from shipway.core.redaction import Redactor, redact
         ("http://admin:p@ss@word@host/a", "http://admin:***@host/a"),  # unencoded '@'
         ("cache:6379,password=hunter2hunter2,ssl=true", "cache:6379,password=***,ssl=true"),
         ("Authorization: Bearer tok-4f9a8c7e1b", "Authorization: Bearer ***"),
+        (
+            "clone https://ghp_16C7e42F292c6912E7710c838347Ae178B4a@github.com/o/r.git",
+            "clone https://***@github.com/o/r.git",
+        ),
+        ("s3://AKIAIOSFODNN7EXAMPLE12@bucket/x", "s3://***@bucket/x"),
         # nothing secret: unchanged
+        ("postgresql://shipway@db:5432/x", "postgresql://shipway@db:5432/x"),
+        ("postgresql://mlflow_reader_readonly@db/x", "postgresql://mlflow_reader_readonly@db/x"),
         ("sqlite:////root/.shipway/mlflow.db", "sqlite:////root/.shipway/mlflow.db"),
         ("https://host:3000/docs and a@b.c", "https://host:3000/docs and a@b.c"),
         ("http://mlflow:5000/path@v1", "http://mlflow:5000/path@v1"),
