@@ -25,6 +25,7 @@ from conftest import chart_tools, require
 from shipway.core.predictionlog import PredictionLog, PredictionRecord, schema_sql
 from shipway.core.settings import Settings
 from shipway.governance.locks import model_lock
+from tests.records import prediction_record
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "charts" / "shipway" / "files"
@@ -146,18 +147,7 @@ def assert_refused(server: str, who: str, db: str, statements: list[str]) -> Non
 
 
 def record(request_id: str, ts: datetime) -> PredictionRecord:
-    return PredictionRecord(
-        request_id=request_id,
-        usecase="hotel_rates",
-        model_name="hotel_rates",
-        model_version="3",
-        variant="champion",
-        entity_keys={"agent": "9"},
-        features={"lead_time": 12.0},
-        prediction=101.5,
-        latency_ms=1.2,
-        ts=ts,
-    )
+    return prediction_record(request_id, 101.5, ts, latency_ms=1.2)
 
 
 def test_chart_schema_file_is_the_prediction_logs_own_ddl() -> None:

@@ -19,26 +19,19 @@ from pathlib import Path
 import pytest
 
 from shipway.core.predictionlog import DuplicateRecord, PredictionLog, PredictionRecord
+from tests.records import prediction_record
 
 
 def _record(rid: str, value: float = 1.0, ts: datetime | None = None) -> PredictionRecord:
-    rec = PredictionRecord(
-        request_id=rid,
-        usecase="hotel_rates",
-        model_name="hotel_rates",
-        model_version="3",
-        variant="champion",
+    return prediction_record(
+        rid,
+        value,
+        ts,
         entity_keys={"agent": "9", "country": "PRT"},
         features={"lead_time": 12.0, "agent": "9"},
-        prediction=value,
-        latency_ms=0.5,
-        label=None,
         missing=["agent_adr_mean_90d"],
         event_time=ts,
     )
-    if ts is not None:
-        rec.ts = ts
-    return rec
 
 
 def _queued(plog: PredictionLog, calls: list[Callable[[], None]]) -> list[BaseException | None]:

@@ -19,30 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from shipway.core.predictionlog import PredictionLog, PredictionRecord
+from shipway.core.predictionlog import PredictionLog
 from shipway.core.writelock import SUFFIX, WriteLock
+from tests.records import prediction_record
 
 N = 150
-
-
-def _record(rid: str) -> PredictionRecord:
-    return PredictionRecord(
-        request_id=rid,
-        usecase="hotel_rates",
-        model_name="hotel_rates",
-        model_version="3",
-        variant="champion",
-        entity_keys={"agent": "9"},
-        features={"lead_time": 12.0},
-        prediction=1.0,
-        latency_ms=0.5,
-    )
 
 
 def _writer(db: str, name: str) -> None:
     plog = PredictionLog(db)
     for i in range(N):
-        plog.append([_record(f"{name}-{i}")])
+        plog.append([prediction_record(f"{name}-{i}")])
         if i % 10 == 0:
             plog.add_feedback("hotel_rates", f"{name}-{i}", 1.0)
     plog.close()
