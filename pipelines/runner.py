@@ -215,13 +215,20 @@ class KfpOutput(io.TextIOBase):
         super().close()
 
 
+_EXCEPTION_LINE = re.compile(r"^(?:\w+\.)*[A-Z]\w*(?::(?:\s.*)?)?$")
+"""What ends a traceback: ``ValueError: ...``, ``pkg.mod.Failed: ...``, a bare ``KeyError``
+(a CamelCase, possibly dotted name), never a source line such as ``self.flush()``."""
+
+
 def failure_cause(lines: Iterable[str]) -> str:
     """The exception line that ends the last Python traceback in ``lines`` ('' if none).
 
     With chained exceptions the last traceback is the outermost one, which the steps
-    raise with the step's name and the original cause in its message. A traceback that
-    logging prints for its own failure ("--- Logging error ---": kfp.local's parallel
-    tasks can log into a stream another task already closed) is not a cause.
+    raise with the step's name and the original cause in its message. What logging prints
+    for its own failure ("--- Logging error ---" up to its "Arguments:" line: kfp.local's
+    parallel tasks can log into a stream another task already closed) is not a cause,
+    however many tracebacks it chains. Re-indented output can put source lines at the
+    header's indent, so only a line shaped like an exception ends a traceback.
     """
     cause, indent = "", -1  # indent: of the open traceback's header (kfp.local adds some)
     logging_error = False
@@ -229,13 +236,13 @@ def failure_cause(lines: Iterable[str]) -> str:
         line = ANSI.sub("", raw).rstrip()
         text = line.lstrip()
         if text == "--- Logging error ---":
-            logging_error = True
+            logging_error, indent = True, -1
+        elif logging_error:
+            logging_error = not text.startswith("Arguments:")  # the block's last line
         elif text.startswith("Traceback (most recent call last)"):
             indent = len(line) - len(text)
-        elif indent >= 0 and text and len(line) - len(text) == indent:
-            if not logging_error:
-                cause = text
-            indent, logging_error = -1, False
+        elif indent >= 0 and len(line) - len(text) == indent and _EXCEPTION_LINE.match(text):
+            cause, indent = text, -1
     return cause
 
 

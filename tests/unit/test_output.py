@@ -402,3 +402,56 @@ def test_a_logging_error_traceback_is_not_the_cause() -> None:
         "Call stack:",
     ]
     assert failure_cause(lines) == "ValueError: batch input 'b.csv' lacks column(s): lead_time"
+
+
+def test_a_chained_logging_error_with_flat_source_lines_is_not_the_cause() -> None:
+    """As CI printed it once: logging's own failure while kfp.local reported the failed
+    run, two chained tracebacks whose source lines sit at the header's indent, then the
+    call stack, message and arguments. The cause stays the shard's."""
+    lines = [
+        "    Traceback (most recent call last):",
+        '      File "/work/pipelines/steps/batch.py", line 161, in shard_task',
+        "        check_columns(spec, batch.schema.names, keys, where)",
+        "    ValueError: batch input 'b.csv' lacks column(s): lead_time",
+        "--- Logging error ---",
+        "    Traceback (most recent call last):",
+        '      File "kfp/local/pipeline_orchestrator.py", line 149, in _run_local',
+        "    log_and_maybe_raise_for_failure(",
+        '      File "kfp/local/pipeline_orchestrator.py", line 184, in log_and_maybe',
+        "    raise RuntimeError(msg)",
+        "    RuntimeError: Pipeline 'shipway-batch-scoring' finished with status FAILURE.",
+        "    ",
+        "During handling of the above exception, another exception occurred:",
+        "",
+        "    Traceback (most recent call last):",
+        '      File "logging/__init__.py", line 1114, in emit',
+        "    self.flush()",
+        '      File "logging/__init__.py", line 1094, in flush',
+        "    self.stream.flush()",
+        "    ValueError: I/O operation on closed file.",
+        "Call stack:",
+        '      File "kfp/local/enhanced_dag_orchestrator.py", line 575, in run_enhanced_dag',
+        "    logging.info(f'Skipping task {task_name}: upstream task(s) '",
+        "Message: \"Skipping task commit-batch: upstream task(s) ['for-loop-1'] failed.\"",
+        "Arguments: ()",
+        "01:23:21.166 - INFO - Cleaned up workspace: /tmp/kfp-workspace-5u30mehm",
+    ]
+    assert failure_cause(lines) == "ValueError: batch input 'b.csv' lacks column(s): lead_time"
+
+
+@pytest.mark.parametrize(
+    ("line", "is_cause"),
+    [
+        ("ValueError: bad", True),
+        ("shipway.core.errors.GateFailed: gate 'auc' failed", True),
+        ("KeyError", True),
+        ("RuntimeError:", True),
+        ("self.flush()", False),
+        ("raise RuntimeError(msg)", False),
+        ("log_and_maybe_raise_for_failure(", False),
+        ("return x", False),
+    ],
+)
+def test_only_exception_shaped_lines_end_a_traceback(line: str, is_cause: bool) -> None:
+    lines = ["Traceback (most recent call last):", '  File "x.py", line 1, in f', line]
+    assert failure_cause(lines) == (line if is_cause else "")
