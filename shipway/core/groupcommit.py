@@ -15,10 +15,10 @@ only once its own writes are committed, with its own result.
 
 A failure that belongs to one caller fails only that caller: on an integrity error (or
 any error an operation raises) the group is rolled back and replayed one caller per
-transaction, so a reused request id
-fails its own batch (:class:`DuplicateRecord`) and a label that lost a race to another
-first label gets the IntegrityError back to decide again. A connection error fails the
-callers not yet committed, and the next write reconnects.
+transaction, so a reused request id fails its own batch (:class:`DuplicateRecord`) and a
+label that lost a race to another first label gets the IntegrityError back to decide
+again. A connection error fails the callers not yet committed, and the next write
+reconnects.
 """
 
 from __future__ import annotations

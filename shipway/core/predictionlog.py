@@ -14,9 +14,10 @@ so the statement is compiled once and the records go through the DBAPI connectio
 next writer commits all of them in one transaction (one fsync on SQLite, one round of
 ``executemany`` on PostgreSQL); each caller still returns only after its own records
 are committed. Labels (:meth:`PredictionLog.add_feedback`) join the same group commit
-(``shipway.core.groupcommit``). Every write transaction on SQLite (group commit, label, deletion) holds
-the log's :class:`~shipway.core.writelock.WriteLock`, so writers of several workers queue
-for one another and none sleeps in SQLite's busy handler while the database is free.
+(``shipway.core.groupcommit``). Every write transaction on SQLite (group commit,
+deletion) holds the log's :class:`~shipway.core.writelock.WriteLock`, so writers of
+several workers queue for one another and none sleeps in SQLite's busy handler while
+the database is free.
 
 Ground truth is never overwritten silently. ``feedback`` holds the label in force, one
 per prediction (what monitoring joins); ``feedback_history`` keeps every label ever in
