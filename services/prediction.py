@@ -26,7 +26,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from services import clienterrors, oip
+from services import apicache, clienterrors, oip
 from services.batcher import Coalescer
 from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFailed
 from services.explanation import explain_types, why
@@ -91,6 +91,7 @@ class PredictionService:
 
     def __init__(self) -> None:
         clienterrors.install()  # a refused request: one WARNING line, no values
+        apicache.bind_api_methods(self)  # not one inspect.signature per request
         self.engine = Engine(SETTINGS, SPEC, METRICS)
         self.engine.start()
         self.coalescer: Coalescer[Job, dict[str, Any]] | None = (
@@ -242,3 +243,4 @@ cast(Any, PredictionService).add_asgi_middleware(
 cast(Any, PredictionService).mount_asgi_app(  # the Open Inference Protocol, same port
     oip.create_app(SPEC, Row, bentoml.get_current_service)
 )
+apicache.cache_root_schemas(PredictionService)  # /predict_batch's list schema, built once

@@ -10,7 +10,8 @@ So every hot write queues here, and whoever gets the writer's lock commits every
 queued so far in one transaction (one fsync on SQLite): the prediction rows through the
 DBAPI cursor's ``executemany`` (the statement compiled once, the parameters converted by
 the caller's thread before it queues, so little runs under the lock), then each queued
-label decision through SQLAlchemy Core on the same connection. Every caller returns
+label decision on the same cursor (its statements compiled once too,
+``shipway.core.driversql``). Every caller returns
 only once its own writes are committed, with its own result.
 
 A failure that belongs to one caller fails only that caller: on an integrity error (or
@@ -32,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shipway.core.driversql import Statement
 from shipway.core.writelock import WriteLock
 
 
@@ -44,7 +46,7 @@ class _Pending:
     """One caller's writes, waiting for a commit: rows to insert, or a decision to run."""
 
     params: list[Any]
-    op: Callable[[Connection], Any] | None = None
+    op: Callable[[Any], Any] | None = None
     result: Any = None
     done: bool = False
     error: BaseException | None = None
@@ -76,16 +78,10 @@ class GroupWriter:
             sa.exc.InterfaceError,
             sa.exc.InternalError,
         )
-        compiled = table.insert().compile(dialect=dialect, column_keys=[c.name for c in columns])
-        self.sql = compiled.string
-        self.positional = compiled.positiontup is not None  # qmark (sqlite3), else named
-        names = list(compiled.positiontup or [c.name for c in columns])
-        self.names = names
-        self.processors = {  # the dialect's own conversions (SQLite: its datetime text)
-            c.name: c.type.dialect_impl(dialect).bind_processor(dialect)
-            for c in table.c
-            if c.name in names
-        }
+        self.statement = Statement.compile(
+            table.insert(), dialect, column_keys=[c.name for c in columns]
+        )
+        """The insert, compiled once; rows are converted by the dialect's processors."""
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -95,12 +91,13 @@ class GroupWriter:
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert ``rows`` (all or none); returns once they are committed."""
-        self._submit(_Pending([self._params(r) for r in rows]))
+        self._submit(_Pending([self.statement.params(r) for r in rows]))
 
-    def run(self, op: Callable[[Connection], Any]) -> Any:
-        """Run ``op`` on the group's connection inside the group's transaction and return
-        its result once that transaction is committed. ``op`` must only read and write
-        through the connection it is given (it may run again after a rollback)."""
+    def run(self, op: Callable[[Any], Any]) -> Any:
+        """Run ``op`` with a DBAPI cursor inside the group's transaction and return its
+        result once that transaction is committed. ``op`` must only read and write through
+        the cursor it is given (it may run again after a rollback); compile its statements
+        once with :class:`~shipway.core.driversql.Statement`."""
         return self._submit(_Pending([], op)).result
 
     def close(self) -> None:
@@ -124,25 +121,17 @@ class GroupWriter:
             raise mine.error
         return mine
 
-    def _params(self, row: dict[str, Any]) -> Any:
-        values = {}
-        for name in self.names:
-            value = row[name]
-            proc = self.processors.get(name)
-            values[name] = proc(value) if proc is not None and value is not None else value
-        return tuple(values[n] for n in self.names) if self.positional else values
-
     def _apply(self, conn: Connection, group: Sequence[_Pending]) -> None:
         """One transaction: every row of the group, then every operation, then commit."""
         with conn.begin():
-            rows = [r for p in group for r in p.params]
-            if rows:
-                cur = conn.connection.cursor()
-                try:
-                    cur.executemany(self.sql, rows)
-                finally:
-                    cur.close()
-            results = [p.op(conn) if p.op is not None else None for p in group]
+            cur = conn.connection.cursor()
+            try:
+                rows = [r for p in group for r in p.params]
+                if rows:
+                    cur.executemany(self.statement.sql, rows)
+                results = [p.op(cur) if p.op is not None else None for p in group]
+            finally:
+                cur.close()
         self.commits += 1
         for p, result in zip(group, results, strict=True):
             p.result, p.done = result, True

@@ -47,8 +47,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
+from shipway.core.driversql import Statement
 from shipway.core.groupcommit import DuplicateRecord as DuplicateRecord  # raised by append
 from shipway.core.groupcommit import GroupWriter
 from shipway.core.writelock import WriteLock
@@ -134,66 +135,84 @@ class FeedbackResult:
         )
 
 
-def _label(
-    conn: Connection, usecase: str, request_id: str, actual: float, correction: bool
-) -> FeedbackResult:
-    """Decide and write one label in the caller's transaction.
+class _LabelSQL:
+    """The statements of one label decision, compiled once for the log's dialect."""
 
-    Writers of one id are serialized, so no decision is made on a label that is being
-    replaced: the first statement is a write that changes nothing, which takes SQLite's
-    database write lock (pysqlite opens the transaction at the first write, so reads
-    before it would see no lock) and PostgreSQL's lock on an existing label's row. Two
-    first labels of one id can still both find no row on PostgreSQL: the ``feedback`` key
-    lets one insert win, the other gets an IntegrityError and ``add_feedback`` decides it
-    again against the winner. The history's (request_id, revision) key backs this up.
-    """
-    conn.execute(
-        feedback.update()
-        .where(feedback.c.request_id == request_id)
-        .values(actual=feedback.c.actual)
-    )
-    current = conn.execute(
-        sa.select(feedback.c.actual, feedback.c.ts, feedback.c.usecase).where(
-            feedback.c.request_id == request_id
+    def __init__(self, dialect: sa.engine.Dialect) -> None:
+        rid = feedback.c.request_id == sa.bindparam("rid")
+        entry = ["request_id", "usecase", "actual", "ts"]
+        self.lock = Statement.compile(
+            feedback.update().where(rid).values(actual=feedback.c.actual), dialect
         )
-    ).first()
-    now = datetime.now(UTC)
-    entry = {"request_id": request_id, "usecase": usecase, "actual": actual, "ts": now}
-    if current is None:
-        known = conn.execute(
+        self.current = Statement.compile(
+            sa.select(feedback.c.actual, feedback.c.ts, feedback.c.usecase).where(rid), dialect
+        )
+        self.known = Statement.compile(
             sa.select(predictions.c.request_id).where(
-                predictions.c.request_id == request_id, predictions.c.usecase == usecase
-            )
-        ).first()
-        if known is None:
-            return FeedbackResult(FeedbackStatus.unknown)
-        conn.execute(feedback.insert(), entry)
-        conn.execute(feedback_history.insert(), {**entry, "revision": 1})
-        return FeedbackResult(FeedbackStatus.recorded, 1, actual)
-    if current.usecase != usecase:
-        return FeedbackResult(FeedbackStatus.unknown)
-    revision = int(
-        conn.execute(
-            sa.select(sa.func.coalesce(sa.func.max(feedback_history.c.revision), 0)).where(
-                feedback_history.c.request_id == request_id
-            )
-        ).scalar_one()
-    )
-    if current.actual == actual:
-        return FeedbackResult(FeedbackStatus.unchanged, max(revision, 1), actual)
-    if not correction:
-        return FeedbackResult(FeedbackStatus.conflict, max(revision, 1), float(current.actual))
-    if revision == 0:  # a label stored before the history existed: keep it on record first
-        revision = 1
-        conn.execute(
-            feedback_history.insert(),
-            {**entry, "actual": current.actual, "ts": current.ts, "revision": revision},
+                predictions.c.request_id == sa.bindparam("rid"),
+                predictions.c.usecase == sa.bindparam("usecase"),
+            ),
+            dialect,
         )
-    conn.execute(feedback_history.insert(), {**entry, "revision": revision + 1})
-    conn.execute(
-        feedback.update().where(feedback.c.request_id == request_id).values(actual=actual, ts=now)
-    )
-    return FeedbackResult(FeedbackStatus.corrected, revision + 1, actual)
+        self.revision = Statement.compile(
+            sa.select(sa.func.coalesce(sa.func.max(feedback_history.c.revision), 0)).where(
+                feedback_history.c.request_id == sa.bindparam("rid")
+            ),
+            dialect,
+        )
+        self.insert = Statement.compile(feedback.insert(), dialect, column_keys=entry)
+        self.history = Statement.compile(
+            feedback_history.insert(), dialect, column_keys=[*entry, "revision"]
+        )
+        self.replace = Statement.compile(
+            feedback.update()
+            .where(rid)
+            .values(actual=sa.bindparam("new_actual"), ts=sa.bindparam("new_ts")),
+            dialect,
+        )
+
+    def label(
+        self, cur: Any, usecase: str, request_id: str, actual: float, correction: bool
+    ) -> FeedbackResult:
+        """Decide and write one label in the caller's transaction, on its DBAPI cursor.
+
+        Writers of one id are serialized, so no decision is made on a label that is being
+        replaced: the first statement is a write that changes nothing, which takes
+        SQLite's database write lock (pysqlite opens the transaction at the first write,
+        so reads before it would see no lock) and PostgreSQL's lock on an existing label's
+        row. Two first labels of one id can still both find no row on PostgreSQL: the
+        ``feedback`` key lets one insert win, the other gets an IntegrityError and
+        ``add_feedback`` decides it again against the winner. The history's
+        (request_id, revision) key backs this up.
+        """
+        rid = {"rid": request_id}
+        self.lock.execute(cur, rid)
+        current = self.current.first(cur, rid)
+        now = datetime.now(UTC)
+        entry = {"request_id": request_id, "usecase": usecase, "actual": actual, "ts": now}
+        if current is None:
+            if self.known.first(cur, {"rid": request_id, "usecase": usecase}) is None:
+                return FeedbackResult(FeedbackStatus.unknown)
+            self.insert.execute(cur, entry)
+            self.history.execute(cur, {**entry, "revision": 1})
+            return FeedbackResult(FeedbackStatus.recorded, 1, actual)
+        current_actual, current_ts, current_usecase = current
+        if current_usecase != usecase:
+            return FeedbackResult(FeedbackStatus.unknown)
+        found = self.revision.first(cur, rid)
+        revision = int(found[0]) if found is not None else 0
+        if current_actual == actual:
+            return FeedbackResult(FeedbackStatus.unchanged, max(revision, 1), actual)
+        if not correction:
+            return FeedbackResult(FeedbackStatus.conflict, max(revision, 1), float(current_actual))
+        if revision == 0:  # a label stored before the history existed: keep it on record first
+            revision = 1
+            self.history.execute(
+                cur, {**entry, "actual": current_actual, "ts": current_ts, "revision": revision}
+            )
+        self.history.execute(cur, {**entry, "revision": revision + 1})
+        self.replace.execute(cur, {"rid": request_id, "new_actual": actual, "new_ts": now})
+        return FeedbackResult(FeedbackStatus.corrected, revision + 1, actual)
 
 
 @dataclass
@@ -357,6 +376,7 @@ class PredictionLog:
         self.columns = [c for c in predictions.c if c.name in present]
         """The columns the table has (an unmigrated log lacks the later, nullable ones)."""
         self._writer = GroupWriter(self.engine, predictions, self.columns, self.write_lock)
+        self._labels = _LabelSQL(self.engine.dialect)
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Commit the records (one transaction, possibly shared with concurrent callers);
@@ -396,7 +416,7 @@ class PredictionLog:
         for attempt in range(1, ATTEMPTS + 1):
             try:  # in the group commit, with the prediction rows and other labels queued
                 result: FeedbackResult = self._writer.run(
-                    lambda conn: _label(conn, usecase, request_id, value, correction)
+                    lambda cur: self._labels.label(cur, usecase, request_id, value, correction)
                 )
                 return result
             except self._writer.integrity_errors:

@@ -27,7 +27,7 @@ from shipway.core.spec import UseCaseSpec
 from shipway.core.usecases import load_usecase
 from shipway.data.replay import future_bookings, request_body
 from tests.integration.test_service import champion  # noqa: F401  (the served hotel champion)
-from tests.unit.test_feedback import concurrent_labels, label_rules
+from tests.unit.test_feedback import concurrent_labels, label_rules, legacy_label_kept
 
 try:  # tests/ may or may not be a package
     from tests.conftest import free_port, require, tool_env
@@ -61,6 +61,12 @@ def test_no_silent_overwrite_postgres(pg_log: PredictionLog) -> None:
 
 def test_concurrent_labels_postgres(pg_log: PredictionLog) -> None:
     concurrent_labels(pg_log, threads=12)
+
+
+def test_a_label_stored_before_the_history_existed_is_kept_on_correction_postgres(
+    pg_log: PredictionLog,
+) -> None:
+    legacy_label_kept(pg_log)
 
 
 # ---- the served app ----

@@ -333,24 +333,31 @@ def test_erasure_and_retention_remove_the_history_too(tmp_path: Any) -> None:
     assert _in_force(plog, uc) == {"e-c": 2.0}
 
 
-def test_a_label_stored_before_the_history_existed_is_kept_on_correction(tmp_path: Any) -> None:
+def legacy_label_kept(plog: PredictionLog) -> None:
     """A log written by an earlier Shipway (no feedback_history table) opens, and
-    correcting one of its labels first puts the old label on record."""
-    db = tmp_path / "predictions.db"
-    plog = PredictionLog(str(db))
+    correcting one of its labels first puts the old label on record, its time unchanged."""
     _predict(plog, "hotel_rates", ["old-1"])
+    then = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     with plog.engine.begin() as conn:
         feedback_history.drop(conn)
         conn.execute(
             feedback.insert(),
-            {"request_id": "old-1", "ts": datetime.now(UTC), "usecase": "hotel_rates", "actual": 7},
+            {"request_id": "old-1", "ts": then, "usecase": "hotel_rates", "actual": 7},
         )
-    plog = PredictionLog(str(db))  # as a new release opens it: the history table appears
+    url = plog.engine.url.render_as_string(hide_password=False)
+    plog = PredictionLog(url)  # as a new release opens it: the history table appears
     assert sa.inspect(plog.engine).has_table("feedback_history")
     assert plog.add_feedback("hotel_rates", "old-1", 8.0).status is FeedbackStatus.conflict
     fixed = plog.add_feedback("hotel_rates", "old-1", 8.0, correction=True)
     assert fixed.revision == 2
-    assert [h["actual"] for h in plog.feedback_history("old-1")] == [7.0, 8.0]
+    history = plog.feedback_history("old-1")
+    assert [h["actual"] for h in history] == [7.0, 8.0]
+    kept = history[0]["ts"]  # read and rewritten through the driver; SQLite's is naive UTC
+    assert (kept if kept.tzinfo else kept.replace(tzinfo=UTC)) == then
+
+
+def test_a_label_stored_before_the_history_existed_is_kept_on_correction(tmp_path: Any) -> None:
+    legacy_label_kept(PredictionLog(str(tmp_path / "predictions.db")))
 
 
 # ---- monitoring reads only labels that fit the target ----
