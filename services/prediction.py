@@ -26,7 +26,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from services import apicache, clienterrors, oip
+from services import apicache, clienterrors, oip, requesttimer
 from services.batcher import Coalescer
 from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFailed
 from services.explanation import explain_types, why
@@ -92,6 +92,7 @@ class PredictionService:
     def __init__(self) -> None:
         clienterrors.install()  # a refused request: one WARNING line, no values
         apicache.bind_api_methods(self)  # not one inspect.signature per request
+        requesttimer.install()  # no 30 s timer left alive per answered request
         self.engine = Engine(SETTINGS, SPEC, METRICS)
         self.engine.start()
         self.coalescer: Coalescer[Job, dict[str, Any]] | None = (
