@@ -87,12 +87,16 @@ class GuardMiddleware:
         token: str | None,
         max_body_bytes: int,
         rebalance_busy: int = 0,
+        rebalancer: Rebalancer | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.token = token.encode() if token else None
         self.max_body = max_body_bytes
-        self.rebalancer = Rebalancer(rebalance_busy)
+        self.rebalancer = rebalancer or Rebalancer(rebalance_busy)
+        """Counts the worker's requests in flight and their clients (given, when the
+        service asks it whether a request is a lone client's) and hands connections back
+        when the worker is overloaded."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,7 +114,7 @@ class GuardMiddleware:
             given = None
         rid_header = (b"x-request-id", rid.encode())
         rebalancer = self.rebalancer
-        rebalancer.start()
+        rebalancer.start(scope.get("client"))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status

@@ -32,6 +32,7 @@ from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFa
 from services.explanation import explain_types, why
 from services.metrics import ServiceMetrics, gauges_text
 from services.middleware import GuardMiddleware
+from services.rebalance import Rebalancer
 from services.schema import FeedbackRequest, FeedbackResponse, api_types
 from shipway.core.predictionlog import ColumnMissing, FeedbackStatus
 from shipway.core.settings import get_settings
@@ -49,6 +50,9 @@ EXPLAIN = explain_types(SPEC, Row, Prediction)
 ExplainRow = EXPLAIN.request
 Explained = EXPLAIN.response
 METRICS = ServiceMetrics(SPEC, registry=None)  # multiprocess values, aggregated by /metrics
+INFLIGHT = Rebalancer(SETTINGS.rebalance_inflight if SETTINGS.service_workers > 1 else 0)
+"""This worker's requests in flight (counted by the guard middleware): a lone /predict is
+scored on the event loop, without a thread hand-off (``services/batcher.py``)."""
 
 
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
@@ -96,7 +100,7 @@ class PredictionService:
         self.engine = Engine(SETTINGS, SPEC, METRICS)
         self.engine.start()
         self.coalescer: Coalescer[Job, dict[str, Any]] | None = (
-            Coalescer(self.engine.score, SETTINGS.max_batch_size)
+            Coalescer(self.engine.score, SETTINGS.max_batch_size, alone=INFLIGHT.alone)
             if SETTINGS.adaptive_batching
             else None
         )
@@ -239,7 +243,7 @@ cast(Any, PredictionService).add_asgi_middleware(
     metrics=METRICS,
     token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
     max_body_bytes=SETTINGS.max_body_bytes,
-    rebalance_busy=SETTINGS.rebalance_inflight if SETTINGS.service_workers > 1 else 0,
+    rebalancer=INFLIGHT,
 )
 cast(Any, PredictionService).mount_asgi_app(  # the Open Inference Protocol, same port
     oip.create_app(SPEC, Row, bentoml.get_current_service)

@@ -19,6 +19,7 @@ connection, so the service turns it off (``busy`` 0).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 CLOSE = (b"connection", b"close")
 
@@ -26,7 +27,7 @@ CLOSE = (b"connection", b"close")
 class Rebalancer:
     """Counts this worker's requests in flight and says when to close a connection."""
 
-    def __init__(self, busy: int, every_seconds: float = 0.1) -> None:
+    def __init__(self, busy: int, every_seconds: float = 0.1, quiet_seconds: float = 0.1) -> None:
         self.busy = busy
         """More requests in flight than this: the worker sheds a connection (0: never)."""
         self.every = every_seconds
@@ -34,9 +35,30 @@ class Rebalancer:
         self.closed = 0
         """Connections handed back so far (observability and tests)."""
         self._last = float("-inf")
+        self.quiet = quiet_seconds
+        """How long a worker counts as crowded after it last saw two clients at once."""
+        self._client: Any = None
+        self._crowded_until = float("-inf")
 
-    def start(self) -> None:
+    def start(self, client: Any = None) -> None:
+        """A request begins; ``client`` is its connection's (host, port) when known."""
         self.inflight += 1
+        if self.inflight > 1 or client != self._client:
+            self._crowded_until = time.monotonic() + self.quiet
+        self._client = client
+
+    def alone(self) -> bool:
+        """Whether the request asking is a lone client's: the only one in flight, from
+        the connection the worker's previous request came on, and no other in the last
+        ``quiet`` seconds.
+
+        The count in flight alone cannot tell: a request scored on the event loop keeps
+        the loop from reading the others, so under load each would see itself alone and
+        every request would be served one at a time (measured: 2,206 -> 1,431 req/s at
+        16 connections). Requests that keep coming from different connections show the
+        crowd even then.
+        """
+        return self.inflight <= 1 and time.monotonic() >= self._crowded_until
 
     def finish(self) -> None:
         self.inflight -= 1

@@ -5,6 +5,7 @@ request itself is answered normally."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,29 @@ def test_sheds_only_while_busy_and_at_most_once_per_interval() -> None:
     for _ in range(2):
         r.finish()
     assert not r.close_now(now=11.0) and r.closed == 2
+
+
+def test_a_lone_client_is_alone_and_a_second_connection_makes_a_crowd() -> None:
+    r = Rebalancer(busy=0, quiet_seconds=0.05)
+    one, two = ("10.0.0.1", 5001), ("10.0.0.1", 5002)
+    r.start(one)  # a new connection: crowded for the quiet time, to be sure
+    assert not r.alone()
+    r.finish()
+    time.sleep(0.06)
+    r.start(one)
+    assert r.alone()  # the same connection again, nothing else in flight
+    r.finish()
+    r.start(two)  # another connection within the quiet time: a crowd
+    assert not r.alone()
+    r.start(two)
+    r.finish()
+    assert not r.alone()  # two in flight even after one finished: still crowded
+    r.finish()
+    time.sleep(0.06)
+    r.start(two)
+    assert r.alone()
+    r.start(one)
+    assert not r.alone()  # two in flight
 
 
 def test_off_never_sheds() -> None:

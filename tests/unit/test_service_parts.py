@@ -4,6 +4,7 @@ the HTTP guard and the metric contract."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,32 @@ def test_coalescer_batches_under_load_and_isolates_failures() -> None:
     assert isinstance(burst[13], ValueError)
     assert [b for i, b in enumerate(burst) if i != 13] == [i * 10 for i in range(20) if i != 13]
     assert max(sizes[1:]) == 8 and len(sizes) < 1 + 20  # batched, capped
+
+
+def test_coalescer_scores_a_lone_clients_request_on_the_loop_and_others_in_a_thread() -> None:
+    threads: list[int] = []
+
+    def score(items: Sequence[int]) -> list[int | Exception]:
+        threads.append(threading.get_ident())
+        return [ValueError("odd") if i == 13 else i * 10 for i in items]
+
+    lone = [True]
+
+    async def main() -> list[Any]:
+        c: Coalescer[int, int] = Coalescer(score, max_batch=8, alone=lambda: lone[0])
+        here = await c.submit(1)
+        with pytest.raises(ValueError, match="odd"):
+            await c.submit(13)  # a failure reaches the caller as before
+        many = await c.submit_all(list(range(12)))  # one inline call, in max_batch pieces
+        lone[0] = False
+        there = await c.submit(2)
+        return [here, many, there, c.inline, threading.get_ident()]
+
+    here, many, there, inline, loop_thread = asyncio.run(main())
+    assert here == 10 and there == 20
+    assert many == [i * 10 for i in range(12)]
+    assert inline == 4  # 1, 13 and 12 items as 8 + 4
+    assert threads[:4] == [loop_thread] * 4 and threads[4] != loop_thread
 
 
 async def _echo(scope: Any, receive: Any, send: Any) -> None:
