@@ -33,7 +33,7 @@ def _frozen_schema(spec: type[IORootModel]) -> classmethod:
 
     def model_json_schema(cls: type[IORootModel], *args: Any, **kwargs: Any) -> dict[str, Any]:
         if args or kwargs or cls is not spec:
-            return dict(_BUILD_SCHEMA(cls, *args, **kwargs))
+            return _BUILD_SCHEMA(cls, *args, **kwargs)  # built anew: the caller's own
         return dict(computed)
 
     return classmethod(model_json_schema)

@@ -62,7 +62,7 @@ class Coalescer(Generic[T, R]):
     async def submit_all(self, items: Sequence[T]) -> list[R | BaseException]:
         """Score several items (they join the same batches); each result or its exception."""
         if self._inline():
-            return list(self._score_here(items))
+            return self._score_here(items)
         if len(items) == 1:  # /predict: no gather task on the hot path
             try:
                 return [await self.submit(items[0])]
@@ -73,10 +73,10 @@ class Coalescer(Generic[T, R]):
     def _inline(self) -> bool:
         return self.alone is not None and not self._draining and self.alone()
 
-    def _score_here(self, items: Sequence[T]) -> list[R | Exception]:
+    def _score_here(self, items: Sequence[T]) -> list[R | BaseException]:
         """Score ``items`` on the calling (event loop) thread, in batches of at most
         ``max_batch``; a batch whose scoring raised gets the exception for each item."""
-        results: list[R | Exception] = []
+        results: list[R | BaseException] = []
         for start in range(0, len(items), self.max_batch):
             batch = items[start : start + self.max_batch]
             self.batches += 1

@@ -72,9 +72,7 @@ class Statement:
         """The driver's parameters for ``values`` (a tuple or a dict, as the driver takes)."""
         converted = {}
         for name in self.names:
-            value = (
-                values[name] if name in values or name not in self.defaults else self.defaults[name]
-            )
+            value = values[name] if name in values else self.defaults[name]
             proc = self.processors[name]
             converted[name] = proc(value) if proc is not None and value is not None else value
         return tuple(converted[n] for n in self.names) if self.positional else converted
