@@ -5,7 +5,8 @@ It owns everything with state, so the BentoML class stays a thin typed facade:
 * a background thread opens the prediction log and the Feast store and loads the models,
   retrying with one clear log line per distinct problem when the registry or the store
   is unavailable (the process never crashes for it; ``ready`` stays False, so /readyz
-  answers 503), then keeps polling the aliases to hot-swap a new champion;
+  answers 503), then keeps following the aliases to hot-swap a new champion (through the
+  service's model feed, ``services/modelfeed.py``);
 * :meth:`Engine.score` scores a batch of rows with one feature read, one model call per
   variant and one log transaction, and returns only after the log commit: an answer the
   client sees is already durable;
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -26,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services import rowscorer, scoring
+from services import modelfeed, rowscorer, scoring
 from services.metrics import ServiceMetrics, challenger_missing
 from services.models import CHALLENGER, CHAMPION, ModelLoader, ModelSet, ServedModel, route
 from shipway.core.explain import Explanation, explain
@@ -36,6 +38,10 @@ from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import probe_row
 
 log = logging.getLogger("shipway.service")
+
+FEED_CHECK_SECONDS = 1.0
+"""How often a worker looks at its service's model feed (one ``stat``): a new champion is
+served within a second of its publication, whatever ``reload_interval_seconds`` is."""
 SHADOW_SUFFIX = ":shadow"
 
 
@@ -119,7 +125,13 @@ class Engine:
         metrics.challenger_mode = self.mode  # for the shipway_challenger_missing gauge
         self._challenger_missing = False
         """Whether the served set lacks the challenger its mode needs (said once per spell)."""
-        self.loader = ModelLoader(settings.tracking_uri, spec)
+        feed = os.environ.get(modelfeed.FEED_ENV)
+        self.publisher: modelfeed.Publisher | None = None
+        """Reads the registry for this engine alone when no service feed was set up."""
+        if feed is None:
+            self.publisher = modelfeed.Publisher(settings, spec, modelfeed.private_root())
+            feed = str(self.publisher.root)
+        self.loader = ModelLoader(Path(feed), spec)
         self.models: ModelSet | None = None
         self.store: Any = None
         self.log: PredictionLog | None = None
@@ -156,7 +168,10 @@ class Engine:
                 settle_heap()
                 self._settled_for = loaded
             s = self.settings
-            self._stop.wait(s.reload_interval_seconds if self.ready else s.startup_retry_seconds)
+            wait = s.reload_interval_seconds if self.ready else s.startup_retry_seconds
+            if self.publisher is None:  # the service's feed: a stat per second
+                wait = min(wait, FEED_CHECK_SECONDS)
+            self._stop.wait(wait)
 
     def refresh(self) -> None:
         """One pass: open what is missing, reload the models if an alias moved."""
@@ -171,7 +186,8 @@ class Engine:
             label, cause = what, exc
             if isinstance(exc, Unavailable):  # names the part and where it is
                 label, cause = exc.what, exc.cause
-            problem = f"{type(cause).__name__}: {cause}"
+            kind = getattr(cause, "kind", None) or type(cause).__name__  # RegistryProblem's
+            problem = f"{kind}: {cause}"
             if self._problems.get(what) != f"{label}: {problem}":
                 state = "still serving the loaded models" if self.loaded else "/readyz is 503"
                 log.error(
@@ -217,7 +233,9 @@ class Engine:
         log.info("shipway: feature service %s online", self.spec.feature_service_name)
 
     def _load_models(self) -> None:
-        new = self.loader.build(self.models, with_challenger=self.mode != "off")
+        if self.publisher is not None:
+            self.publisher.publish()
+        new, problem = self.loader.build(self.models, with_challenger=self.mode != "off")
         if new is not self.models and new is not None:
             chall = f", challenger v{new.challenger.version}" if new.challenger else ""
             log.info(
@@ -229,6 +247,8 @@ class Engine:
             )
             self.models = new  # one reference assignment: the atomic swap
             self._warn_if_challenger_missing(new)
+        if problem is not None:  # the loaded models keep answering
+            raise problem
 
     def _warn_if_challenger_missing(self, models: ModelSet) -> None:
         """Say once, when it starts, that split or shadow mode has no challenger: routing

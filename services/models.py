@@ -1,5 +1,8 @@
 """The served models: champion and optional challenger from MLflow aliases, hot-swapped.
 
+The aliases reach a worker through its service's model feed (``services/modelfeed.py``),
+so a worker that serves versions with a serving form never imports MLflow.
+
 A :class:`ModelSet` is immutable; the watcher builds a new one off the request path and
 replaces the reference in one assignment, so a request (or a coalesced batch) reads one
 consistent pair and a new champion is picked up with no downtime and no lock on the hot
@@ -14,9 +17,11 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from shipway.core import registry
+from services.modelfeed import Entry, Feed, identity, read
+from shipway.core.registryref import CHALLENGER, CHAMPION
 from shipway.core.spec import UseCaseSpec
 from shipway.scoring.models import load_serving_form, load_version
 from shipway.scoring.rowscorer import Predict
@@ -24,7 +29,6 @@ from shipway.scoring.rowscorer import Predict
 log = logging.getLogger("shipway.service")
 
 Mode = Literal["off", "split", "shadow"]
-CHAMPION, CHALLENGER = registry.CHAMPION, registry.CHALLENGER
 
 
 class Pipeline:
@@ -104,73 +108,69 @@ def route(mode: Mode, percent: float, models: ModelSet, keys: Sequence[str]) -> 
 
 
 class ModelLoader:
-    """Loads alias targets from the registry, caching by version (aliases move back too)."""
+    """Builds the ModelSet the feed under ``root`` names, caching by version (aliases move
+    back too)."""
 
-    def __init__(self, tracking_uri: str, spec: UseCaseSpec) -> None:
-        self.tracking_uri = tracking_uri
+    def __init__(self, root: Path, spec: UseCaseSpec) -> None:
+        self.root = root
         self.spec = spec
         self.name = spec.registered_model_name
         self._cache: dict[str, tuple[Pipeline, Predict]] = {}
-        self._client: Any = None
+        self._seen: tuple[tuple[int, int], Feed] | None = None
 
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = registry.connect(self.tracking_uri)
-        return self._client
+    def feed(self) -> Feed:
+        """The feed now (parsed again only when the file was replaced)."""
+        ident = identity(self.root)
+        if self._seen is None or self._seen[0] != ident:
+            self._seen = read(self.root)
+        return self._seen[1]
 
-    def alias_versions(self, with_challenger: bool) -> tuple[str | None, str | None]:
-        """Current versions behind champion (and challenger); None where unset."""
-        client = self.client()
-        champ = registry.alias_version(client, self.name, CHAMPION)
-        chall = registry.alias_version(client, self.name, CHALLENGER) if with_challenger else None
-        return (
-            str(champ.version) if champ else None,
-            str(chall.version) if chall else None,
-        )
-
-    def load(self, version: str, variant: str) -> ServedModel:
+    def load(self, entry: Entry, variant: str) -> ServedModel:
         """Load an exact version (not the alias: it may move between lookup and load)."""
-        client = self.client()
-        mv = client.get_model_version(self.name, version)
-        if version not in self._cache:
-            self._cache[version] = self._load(mv)
-        pipeline, scorer = self._cache[version]
+        if entry.version not in self._cache:
+            self._cache[entry.version] = self._load(entry)
+        pipeline, scorer = self._cache[entry.version]
         return ServedModel(
             name=self.name,
-            version=version,
+            version=entry.version,
             variant=variant,
             pipeline=pipeline,
-            trained_at=float(mv.creation_timestamp or 0) / 1000.0,
+            trained_at=entry.trained_at,
             scorer=scorer,
         )
 
-    def _load(self, mv: Any) -> tuple[Pipeline, Predict]:
+    def _load(self, entry: Entry) -> tuple[Pipeline, Predict]:
         """The version's serving form when it has one (its pipeline loads on first need),
         else its pipeline and the fastest exact scorer of it."""
-        version = str(mv.version)
-        scorer = load_serving_form(self.client(), self.spec, mv)
-        if scorer is not None:
-            return Pipeline(lambda: load_version(self.spec, self.name, version)[0]), scorer
-        model, scorer = load_version(self.spec, self.name, version)
+        spec, name, version = self.spec, self.name, entry.version
+        if entry.serving:
+            scorer = load_serving_form(spec, name, version, Path(entry.serving))
+            if scorer is not None:
+                return Pipeline(lambda: load_version(spec, name, version)[0]), scorer
+        model, scorer = load_version(spec, name, version)
         return Pipeline(lambda: model, model), scorer
 
-    def build(self, current: ModelSet | None, with_challenger: bool) -> ModelSet | None:
-        """The ModelSet the aliases point at now; ``current`` itself when nothing moved.
+    def build(
+        self, current: ModelSet | None, with_challenger: bool
+    ) -> tuple[ModelSet | None, Exception | None]:
+        """The ModelSet the feed names now (``current`` itself when nothing moved), and the
+        registry problem the feed reports, if any (the caller serves the set, then says so).
 
         A challenger that is the champion's own version is no challenger (nothing to
         compare), so split and shadow then serve the champion only.
         """
-        champ_v, chall_v = self.alias_versions(with_challenger)
-        if champ_v is None:
-            raise LookupError(
-                f"no version of {self.name!r} has the alias {CHAMPION!r} yet in the registry "
-                f"at {registry.address(self.tracking_uri)}"
-            )
-        if chall_v == champ_v:
-            chall_v = None
-        if current is not None and current.versions() == (champ_v, chall_v):
-            return current
-        champion = self.load(champ_v, CHAMPION)
-        challenger = self.load(chall_v, CHALLENGER) if chall_v else None
-        self._cache = {v: m for v, m in self._cache.items() if v in (champ_v, chall_v)}
-        return ModelSet(champion, challenger)
+        feed = self.feed()
+        problem = feed.problem.error() if feed.problem else None
+        if feed.champion is None:
+            return current, problem or LookupError(f"the feed names no {CHAMPION}")
+        champ = feed.champion
+        chall = feed.challenger if with_challenger else None
+        if chall is not None and chall.version == champ.version:
+            chall = None
+        wanted = (champ.version, chall.version if chall else None)
+        if current is not None and current.versions() == wanted:
+            return current, problem
+        champion = self.load(champ, CHAMPION)
+        challenger = self.load(chall, CHALLENGER) if chall else None
+        self._cache = {v: m for v, m in self._cache.items() if v in wanted}
+        return ModelSet(champion, challenger), problem

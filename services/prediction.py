@@ -26,7 +26,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from services import apicache, clienterrors, oip, requesttimer
+from services import apicache, clienterrors, modelfeed, oip, requesttimer
 from services.batcher import Coalescer
 from services.engine import DuplicateRequestId, Engine, Job, NotReady, ScoringFailed
 from services.explanation import explain_types, why
@@ -104,6 +104,12 @@ class PredictionService:
             if SETTINGS.adaptive_batching
             else None
         )
+
+    @bentoml.on_deployment
+    def publish_models() -> None:
+        """In ``bentoml serve``'s own process, before the workers start: read the registry
+        for all of them (``services/modelfeed.py``), so no worker imports MLflow."""
+        modelfeed.serve(SETTINGS, SPEC)
 
     def __is_ready__(self) -> bool:
         return self.engine.ready

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import pandas as pd
@@ -21,10 +19,15 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from shipway.core.evidence import GateRecord
+from shipway.core.registryref import CHALLENGER as CHALLENGER
+from shipway.core.registryref import CHAMPION as CHAMPION
+from shipway.core.registryref import SERVING_ARTIFACT as SERVING_ARTIFACT
+from shipway.core.registryref import SERVING_TAG as SERVING_TAG
+from shipway.core.registryref import address as address
+from shipway.core.registryref import address_free as address_free
 from shipway.core.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
-CHAMPION, CHALLENGER = "champion", "challenger"
 SKOPS_TRUSTED = [
     # lightgbm: the estimators and the booster they wrap (its params in an OrderedDict)
     "collections.OrderedDict",
@@ -51,11 +54,6 @@ LINEAGE_TAGS = (
     "spec_hash",
     "usecase",
 )
-
-
-SERVING_TAG = SERVING_ARTIFACT = "serving"
-"""Model-version tag (and run artifact folder) of the version's serving form, when it has
-one: what a prediction worker loads instead of the pipeline (``shipway.scoring.servingform``)."""
 
 
 RUNTIME_PACKAGES = ("scikit-learn", "scipy", "numpy", "pandas", "skops")
@@ -103,22 +101,6 @@ def bound_http_requests(env: MutableMapping[str, str] | None = None) -> None:
         env.setdefault(key, value)
 
 
-def address(uri: str) -> str:
-    """A store URI fit for a log line: ``scheme://host:port/path``, never credentials.
-
-    Userinfo (``user:password@``), query and fragment (tokens travel there too) are
-    dropped; a path-only URI (SQLite, a file store) is returned as it is.
-    """
-    parts = urlsplit(uri)
-    if not parts.netloc:
-        return uri
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
-
-
 class RegistryUnavailable(RuntimeError):
     """The registry did not answer as a registry (unreachable, refused, 5xx, no access).
 
@@ -152,14 +134,6 @@ def _reason(cause: BaseException) -> str:
             return reason
     first = text.splitlines()[0] if text else type(cause).__name__
     return address_free(first)[:300]
-
-
-def address_free(text: str) -> str:
-    """``text`` with the userinfo of any URL in it masked."""
-    return _USERINFO.sub(r"\1***@", text)
-
-
-_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/\s@]+@")
 
 
 def registry_uri(client: MlflowClient) -> str:

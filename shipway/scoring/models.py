@@ -8,12 +8,11 @@ every chunk or shard loads that exact version: the alias may move while the batc
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipway.core import registry
+from shipway.core.registryref import CHAMPION, address
 from shipway.core.spec import UseCaseSpec
 from shipway.scoring import servingform
 from shipway.scoring.rowscorer import Predict, predictor
@@ -36,12 +35,14 @@ class Pinned:
 
 def pin_champion(tracking_uri: str, spec: UseCaseSpec) -> Pinned:
     """The champion's version now, with its lineage tags; a clear error without one."""
+    from shipway.core import registry  # MLflow: imported where a registry is read
+
     client = registry.connect(tracking_uri)
-    mv = registry.alias_version(client, spec.registered_model_name, registry.CHAMPION)
+    mv = registry.alias_version(client, spec.registered_model_name, CHAMPION)
     if mv is None:
         raise LookupError(
-            f"no {registry.CHAMPION} version of {spec.registered_model_name!r} to score with "
-            f"in the registry at {registry.address(tracking_uri)}"
+            f"no {CHAMPION} version of {spec.registered_model_name!r} to score with "
+            f"in the registry at {address(tracking_uri)}"
         )
     tags = dict(mv.tags or {})
     return Pinned(
@@ -55,27 +56,23 @@ def pin_champion(tracking_uri: str, spec: UseCaseSpec) -> Pinned:
 def load_version(spec: UseCaseSpec, name: str, version: str) -> tuple[Any, Predict]:
     """The exact registered version (never the alias: it may have moved) and its fastest
     exact scorer (:func:`shipway.scoring.rowscorer.predictor`)."""
+    from shipway.core import registry  # MLflow: only where a pipeline is loaded
+
     model = registry.load(f"models:/{name}/{version}")
     return model, predictor(spec, model)
 
 
-def load_serving_form(client: Any, spec: UseCaseSpec, mv: Any) -> Predict | None:
-    """The version's serving form as its scorer (no scikit-learn, skops or ``lightgbm``
-    package in this process), or None when it has none or it cannot be used; the caller
-    then loads the pipeline (:func:`load_version`)."""
-    uri = (mv.tags or {}).get(registry.SERVING_TAG)
-    if not uri:
-        return None
+def load_serving_form(spec: UseCaseSpec, name: str, version: str, path: Path) -> Predict | None:
+    """The version's serving form, downloaded at ``path``, as its scorer (no scikit-learn,
+    skops or ``lightgbm`` package in this process), or None when it cannot be used; the
+    caller then loads the pipeline (:func:`load_version`)."""
     try:
-        with tempfile.TemporaryDirectory(prefix="shipway-serving-") as tmp:
-            return servingform.load(
-                spec, Path(client.download_artifacts(mv.run_id, registry.SERVING_ARTIFACT, tmp))
-            )
+        return servingform.load(spec, path)
     except Exception as exc:  # never let the lean form stop a model from being served
         log.warning(
             "shipway: %s v%s: serving form not used (%s: %s); loading the pipeline",
-            mv.name,
-            mv.version,
+            name,
+            version,
             type(exc).__name__,
             exc,
         )

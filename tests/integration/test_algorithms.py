@@ -4,9 +4,9 @@ For both bundled use cases (hotel_rates: regression, credit_risk: binary classif
 and each ``model.algorithm`` (lightgbm, random_forest, linear), the pipeline's own steps
 train on the real point-in-time training set, export to ONNX and check parity in
 evaluate, judge in the gate and register in MLflow (skops). The version is then loaded
-the way the prediction service loads it (``services.models.ModelLoader``), scored by the
-batch job (``services.batch.run``) and served by ``bentoml serve``, whose answers must be
-the batch job's numbers for the same rows. The module owns its state (registry, Feast
+the way the prediction service loads it (``services.modelfeed``, ``services.models``),
+scored by the batch job (``services.batch.run``) and served by ``bentoml serve``, whose
+answers must be the batch job's numbers for the same rows. The module owns its state (registry, Feast
 online store, prediction log) so moving the champion here disturbs no other test.
 """
 
@@ -33,6 +33,7 @@ import yaml
 from pipelines.steps import onnx_export, tasks
 from pipelines.steps.fetch import load_fetched
 from services import batch, rowscorer, scoring
+from services.modelfeed import Publisher
 from services.models import ModelLoader
 from shipway.core import modelframe, registry
 from shipway.core.launch import ServiceHandle, start_service, wait_ready
@@ -181,7 +182,8 @@ def test_service_loader_and_batch_job_score_it_as_trained(
     native = joblib.load(t.run / "model" / "model.joblib")
     x = _test_frame(t).head(300)
     want = modelframe.predict(t.spec, native, x)
-    served = ModelLoader(world.settings.tracking_uri, t.spec).load(t.version, "champion")
+    feed = Publisher(world.settings, t.spec, tmp_path / "feed")  # as a service worker gets it
+    served = ModelLoader(feed.root, t.spec).load(feed.exact(t.version), "champion")
     assert served.scorer is not None
     np.testing.assert_array_equal(served.scorer(model_columns(t.spec, x, len(x))), want)
     assert isinstance(served.scorer, rowscorer.TreeRows) == (algorithm != "linear")

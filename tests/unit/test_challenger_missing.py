@@ -53,14 +53,15 @@ def test_the_gauge_says_whether_the_mode_lacks_its_challenger(
 
 
 class _Loader:
-    """Hands out the model sets a registry would, one per refresh."""
+    """Hands out the model sets a model feed would, one per refresh."""
 
     def __init__(self, sets: list[ModelSet]) -> None:
         self.sets = sets
 
-    def build(self, current: ModelSet | None, with_challenger: bool) -> ModelSet:
+    def build(self, current: ModelSet | None, with_challenger: bool) -> tuple[ModelSet, None]:
         nxt = self.sets.pop(0)
-        return current if current is not None and current.versions() == nxt.versions() else nxt
+        same = current is not None and current.versions() == nxt.versions()
+        return (current if same and current is not None else nxt), None
 
 
 def test_the_engine_logs_it_once_per_spell(
@@ -71,7 +72,7 @@ def test_the_engine_logs_it_once_per_spell(
     engine = Engine(settings, spec, metrics)
     assert metrics.challenger_mode == "split"  # the gauge reports the served mode
     loader: Any = _Loader([_set("3"), _set("3"), _set("4"), _set("4", "5"), _set("4")])
-    engine.loader = loader
+    engine.loader, engine.publisher = loader, None
     with caplog.at_level(logging.WARNING, logger="shipway.service"):
         for _ in range(5):
             engine._load_models()
@@ -91,7 +92,7 @@ def test_off_mode_says_nothing(
         spec,
         ServiceMetrics(spec, CollectorRegistry()),
     )
-    engine.loader = _Loader([_set("3")])  # type: ignore[assignment]
+    engine.loader, engine.publisher = _Loader([_set("3")]), None  # type: ignore[assignment]
     with caplog.at_level(logging.WARNING, logger="shipway.service"):
         engine._load_models()
     assert engine.models is not None and not caplog.records
