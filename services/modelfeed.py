@@ -155,7 +155,10 @@ class Publisher:
         while not stop.wait(
             s.reload_interval_seconds if feed.champion else s.startup_retry_seconds
         ):
-            feed = self.publish()
+            try:
+                feed = self.publish()
+            except OSError as exc:  # the feed directory itself failed: say so, keep trying
+                log.error("shipway: model feed %s not written (%s)", self.root, exc)
 
     def _resolve(self) -> Feed:
         from shipway.core import registry  # MLflow: only in the process that publishes
@@ -195,6 +198,7 @@ class Publisher:
         temporary sibling, then renamed: a worker never sees half a download)."""
         dest = self.root / f"v{version}"
         if not dest.is_dir():
+            self.root.mkdir(parents=True, exist_ok=True)  # a temp cleaner may have removed it
             tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=self.root))
             try:
                 client.download_artifacts(mv.run_id, SERVING_ARTIFACT, str(tmp))
@@ -216,8 +220,9 @@ class Publisher:
         """Replace ``models.json`` when its content changed (atomically: write, rename),
         then drop the downloads no version in it or the previous one uses."""
         text = feed.to_json()
-        if text == self._written:
+        if text == self._written and (self.root / FEED_FILE).is_file():
             return
+        self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".models-", dir=self.root)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

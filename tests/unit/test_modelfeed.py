@@ -4,6 +4,7 @@ file and never import MLflow (issue 15: about 64 MB less per worker)."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -185,3 +186,18 @@ def test_a_prediction_worker_does_not_import_mlflow() -> None:
         check=True,
     )
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+
+
+def test_a_removed_feed_directory_is_written_again(
+    world: tuple[Settings, Any], spec: UseCaseSpec, tmp_path: Path
+) -> None:
+    """A temp cleaner may remove the directory under a long-running service."""
+    settings, client = world
+    v1 = _version(client, spec, tmp_path, "form one")
+    registry.set_alias(client, spec.registered_model_name, registry.CHAMPION, v1)
+    pub = Publisher(settings, spec, tmp_path / "feed")
+    first = pub.publish()
+    shutil.rmtree(pub.root)
+    again = pub.publish()
+    assert again == first == _feed(pub.root)
+    assert (Path(again.champion.serving or "") / "model.txt").read_text() == "form one"
