@@ -186,6 +186,22 @@ def write_bodies(
     return bodies, actuals
 
 
+def machine_share(
+    before: dict[str, float], after: dict[str, float], wall: float, cpu: dict[str, float]
+) -> dict[str, float]:
+    """Cores busy with anything but the service and wrk, and cores stolen, over the run.
+
+    The service's CPU per request is exact whatever else runs, but its latency is not: a
+    run beside other work (or on a host whose hypervisor takes the cores away) queues
+    behind it. These figures tell such a run from a slower build of the code."""
+    busy = (after["busy"] - before["busy"]) / wall
+    return {
+        "other_cores": max(0.0, busy - cpu["server_cores"] - cpu["wrk_cores"]),
+        "steal_cores": (after["steal"] - before["steal"]) / wall,
+        "iowait_cores": (after["iowait"] - before["iowait"]) / wall,
+    }
+
+
 def comparisons(run: Paced, budget: float, cpu: dict[str, float]) -> list[Comparison]:
     """The rows of the ``make bench`` table: goals on the values (no same-run baseline)."""
     held = f"{run.rate:g} req/s for {run.seconds / 60:.3g} min"
@@ -202,6 +218,9 @@ def comparisons(run: Paced, budget: float, cpu: dict[str, float]) -> list[Compar
         Comparison(f"{held}: /predict_batch p99", every["p99"], "ms"),
         Comparison(f"{held}: service CPU (cores busy)", cpu["server_cores"], "cores"),
         Comparison(f"{held}: wrk CPU (cores busy)", cpu["wrk_cores"], "cores"),
+        Comparison(f"{held}: other processes' CPU (cores busy)", cpu["other_cores"], "cores"),
+        Comparison(f"{held}: CPU stolen by the hypervisor (cores)", cpu["steal_cores"], "cores"),
+        Comparison(f"{held}: service CPU per request", 1000 * cpu["server_cores"] / max(run.achieved_rps, 1e-9), "ms"),
     ]  # fmt: skip
 
 
@@ -220,18 +239,21 @@ def main() -> int:
               f"budget p99 {budget:g} ms", flush=True)  # fmt: skip
         try:
             warm(handle.url, token, bodies)
-            cpu0, wrk0, t0 = (
+            cpu0, wrk0, machine0, t0 = (
                 procs.tree_cpu_seconds(pid),
                 procs.children_cpu_seconds(),
+                procs.machine_cpu_seconds(),
                 time.perf_counter(),
             )
             run = run_paced(handle.url, bodies, actuals, RATE, CONNECTIONS, SECONDS, WARMUP,
                             secrets.token_hex(4), token)  # fmt: skip
             wall = time.perf_counter() - t0
+            machine1 = procs.machine_cpu_seconds()
             cpu = {
                 "server_cores": (procs.tree_cpu_seconds(pid) - cpu0) / wall,
                 "wrk_cores": (procs.children_cpu_seconds() - wrk0) / wall,
             }
+            cpu.update(machine_share(machine0, machine1, wall, cpu))
         finally:
             handle.stop()
     load1 = procs.load_average()

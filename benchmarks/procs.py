@@ -81,3 +81,15 @@ def load_average() -> dict[str, Any]:
         "getloadavg": [round(x, 2) for x in os.getloadavg()],
         "proc_loadavg": raw.read_text().strip() if raw.exists() else "",
     }
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """The whole machine's CPU seconds so far, from ``/proc/stat`` (all cores summed).
+
+    ``busy`` is every process's user + system + interrupt time; ``steal`` is time a
+    virtual machine's cores were ready but the hypervisor ran someone else. Read before
+    and after a run, the busy time no server or load generator accounts for, and the
+    stolen time, say whether a slow run was the code or the machine."""
+    t = psutil.cpu_times()
+    busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    return {"busy": busy, "steal": getattr(t, "steal", 0.0), "iowait": getattr(t, "iowait", 0.0)}

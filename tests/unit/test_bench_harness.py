@@ -12,9 +12,10 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks import procs
 from benchmarks.common import Comparison
 from benchmarks.goals import met
-from benchmarks.load import MIN_ANSWERED, verdict
+from benchmarks.load import MIN_ANSWERED, machine_share, verdict
 from benchmarks.wrk import START_S, TAIL_S, Paced, parse_closed, parse_paced
 
 CLOSED = {
@@ -124,3 +125,25 @@ def test_comparison_judges_its_own_goal() -> None:
     assert Comparison("p50", 0.9, "ms", 0.3, "ratio <= 2").met is False
     assert Comparison("p50", 0.5, "ms", 0.3, "ratio <= 2").met is True
     assert Comparison("context", 0.5, "ms", 0.3).met is None
+
+
+def test_machine_share_is_what_neither_the_service_nor_wrk_used() -> None:
+    before = {"busy": 100.0, "steal": 5.0, "iowait": 1.0}
+    after = {"busy": 100.0 + 10 * 1.8, "steal": 5.0 + 10 * 0.1, "iowait": 1.5}
+    share = machine_share(before, after, 10.0, {"server_cores": 1.3, "wrk_cores": 0.2})
+    assert share["other_cores"] == pytest.approx(0.3)
+    assert share["steal_cores"] == pytest.approx(0.1)
+    assert share["iowait_cores"] == pytest.approx(0.05)
+    # per-process and machine counters tick apart: a busy total just under theirs is 0, not < 0
+    assert (
+        machine_share(before, before, 10.0, {"server_cores": 0.1, "wrk_cores": 0.0})["other_cores"]
+        == 0
+    )
+
+
+def test_machine_cpu_seconds_reads_this_machine() -> None:
+    first = procs.machine_cpu_seconds()
+    sum(i * i for i in range(200_000))  # some CPU, so the busy counter moves
+    second = procs.machine_cpu_seconds()
+    assert set(first) == {"busy", "steal", "iowait"}
+    assert second["busy"] >= first["busy"] > 0 and second["steal"] >= first["steal"] >= 0
