@@ -32,7 +32,7 @@ from shipway.scoring import features
 from shipway.scoring.models import load_version
 from shipway.scoring.tables import required_columns
 from tests.conftest import ROOT, registry_copy, session_champion, tool_env
-from tests.integration.test_openlineage import _events, _runs, validate_event
+from tests.lineagecheck import read_events, runs_of, validate_event
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def test_pipeline_scores_every_row_once_with_the_keys_and_the_real_time_numbers(
     assert not list(tmp_path.glob("_scored.staging-*")), "the staging folder was moved in"
     # OpenLineage (issue 18 point 5): one run, START from the plan, COMPLETE from the
     # commit, linking the input files and the model version to the committed dataset
-    runs = [r for r in _runs(_events(world.state), f"{hotel.name}.batch_scoring")
+    runs = [r for r in runs_of(read_events(world.state), f"{hotel.name}.batch_scoring")
             if r[0]["run"]["runId"] == ol.run_id_for(manifest["run_id"])]  # fmt: skip
     (run,) = runs
     assert [e["eventType"] for e in run] == ["START", "COMPLETE"]

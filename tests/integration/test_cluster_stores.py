@@ -14,31 +14,18 @@ from feature_repo.store import apply, feature_store, historical, materialize, on
 from shipway.core.predictionlog import PredictionLog, PredictionRecord
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
+from tests.pgdb import create_database, sa_url
 
 pytestmark = pytest.mark.integration
-
-
-def _sa(url: str, db: str | None = None) -> str:
-    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    return url.rsplit("/", 1)[0] + f"/{db}" if db else url
-
-
-def _createdb(url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(_sa(url), isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    eng.dispose()
 
 
 @pytest.fixture(scope="module")
 def cluster_settings(
     repo_data: Path, redis_url: str, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
-    _createdb(postgres_url, "feast")
+    create_database(postgres_url, "feast")
     env = {
-        "SHIPWAY_FEAST_REGISTRY_PATH": _sa(postgres_url, "feast"),
+        "SHIPWAY_FEAST_REGISTRY_PATH": sa_url(postgres_url, "feast"),
         "SHIPWAY_FEAST_REDIS_CONNECTION": redis_url,
     }
     old = {k: os.environ.get(k) for k in env}
@@ -87,13 +74,13 @@ def test_mlflow_registry_on_postgres(
     from shipway.core.usecases import load_usecase
     from shipway.governance.trail import trail_for
 
-    _createdb(postgres_url, "mlflow")
+    create_database(postgres_url, "mlflow")
     state = tmp_path_factory.mktemp("mlflow-pg")
     s = Settings(
         root=repo_data.parent,
         data_dir=repo_data,
         state_dir=state,
-        mlflow_tracking_uri=_sa(postgres_url, "mlflow"),
+        mlflow_tracking_uri=sa_url(postgres_url, "mlflow"),
     )
     spec = load_usecase("hotel_rates", s)
     store = feature_store(s)  # promotion needs production readiness, whose smoke serves
@@ -112,8 +99,8 @@ def test_mlflow_registry_on_postgres(
 
 
 def test_prediction_log_on_postgres(postgres_url: str) -> None:
-    _createdb(postgres_url, "predlog")
-    log = PredictionLog(_sa(postgres_url, "predlog"))
+    create_database(postgres_url, "predlog")
+    log = PredictionLog(sa_url(postgres_url, "predlog"))
     recs = [
         PredictionRecord(
             request_id=f"r{i}",
@@ -144,8 +131,8 @@ def test_explanations_migrate_into_an_older_log_on_postgres(postgres_url: str) -
     opened; its rows read back unchanged, and an explained prediction is stored whole."""
     import sqlalchemy as sa
 
-    _createdb(postgres_url, "predlog_old")
-    url = _sa(postgres_url, "predlog_old")
+    create_database(postgres_url, "predlog_old")
+    url = sa_url(postgres_url, "predlog_old")
     old = sa.create_engine(url)
     with old.begin() as conn:
         conn.exec_driver_sql(

@@ -30,12 +30,7 @@ from shipway.core.predictionlog import PredictionLog
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import future_bookings, request_body
-from tests.integration.test_service import champion  # noqa: F401  (the served champion)
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import ROOT, free_port, require, tool_env
-except ImportError:
-    from conftest import ROOT, free_port, require, tool_env  # type: ignore[no-redef]
+from tests.conftest import ROOT, free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
 RID = "explain-it-1"
@@ -72,7 +67,7 @@ class Served:
 def served(
     settings: Settings,
     hotel: UseCaseSpec,
-    champion: dict[str, str],  # noqa: F811
+    champion: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     require(shutil.which("bentoml", path=tool_env()["PATH"]) is not None, "bentoml CLI missing")
@@ -161,7 +156,7 @@ def test_audit_bundle_and_model_card_say_why(
     served: Served,
     settings: Settings,
     hotel: UseCaseSpec,
-    champion: dict[str, str],  # noqa: F811
+    champion: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """The version's audit bundle lists the explained predictions of the log (this one

@@ -38,21 +38,8 @@ from shipway.core.launch import ServiceHandle, start_service, wait_ready
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import future_bookings, request_body
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import free_port, require, tool_env
-except ImportError:
-    from conftest import free_port, require, tool_env  # type: ignore[no-redef]
-try:  # shared fixtures and helpers, from the module objects pytest collected
-    from test_cluster_stores import _createdb, _sa
-    from test_service import champion
-    from test_service_variants import champion_model
-except ImportError:
-    from tests.integration.test_cluster_stores import _createdb, _sa  # type: ignore[no-redef]
-    from tests.integration.test_service import champion  # type: ignore[no-redef]  # noqa: F401
-    from tests.integration.test_service_variants import (  # type: ignore[no-redef]  # noqa: F401
-        champion_model,
-    )
+from tests.conftest import free_port, require, tool_env
+from tests.pgdb import create_database, sa_url
 
 pytestmark = pytest.mark.integration
 MODEL = "hotel_rates"
@@ -153,10 +140,10 @@ def test_redis_online_store_down_at_start_is_503_then_recovers(
     from feature_repo.store import apply, feature_store, materialize
 
     require(redis_binary() is not None, "redis-server is not installed (.ci/run installs it)")
-    _createdb(postgres_url, "feast_faults")
+    create_database(postgres_url, "feast_faults")
     port = free_port()
     feast_env = {
-        "SHIPWAY_FEAST_REGISTRY_PATH": _sa(postgres_url, "feast_faults"),
+        "SHIPWAY_FEAST_REGISTRY_PATH": sa_url(postgres_url, "feast_faults"),
         "SHIPWAY_FEAST_REDIS_CONNECTION": f"127.0.0.1:{port}",
     }
     os.environ.update(feast_env)  # the autouse fixture restores SHIPWAY_* afterwards

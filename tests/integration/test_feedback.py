@@ -26,13 +26,9 @@ from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.core.usecases import load_usecase
 from shipway.data.replay import future_bookings, request_body
-from tests.integration.test_service import champion  # noqa: F401  (the served hotel champion)
-from tests.unit.test_feedback import concurrent_labels, label_rules, legacy_label_kept
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import free_port, require, tool_env
-except ImportError:
-    from conftest import free_port, require, tool_env  # type: ignore[no-redef]
+from tests.conftest import free_port, require, tool_env
+from tests.labelcases import concurrent_labels, label_rules, legacy_label_kept
+from tests.pgdb import create_database
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +37,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def pg_log(postgres_url: str, request: pytest.FixtureRequest) -> PredictionLog:
     """A prediction log in a fresh database of the session's PostgreSQL server."""
-    import sqlalchemy as sa
-
     name = "fb_" + request.node.name.lower().replace("[", "_").rstrip("]")[:40]
-    admin = sa.create_engine(
-        postgres_url.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
+    create_database(postgres_url, name)
     return PredictionLog(postgres_url.rsplit("/", 1)[0] + f"/{name}")
 
 
@@ -124,7 +112,7 @@ def _serve(
 def hotel_served(
     settings: Settings,
     hotel: UseCaseSpec,
-    champion: dict[str, str],  # noqa: F811
+    champion: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ServiceHandle, PredictionLog]]:
     yield from _serve(settings, hotel, champion["uri"], tmp_path_factory.mktemp("fb-hotel"))

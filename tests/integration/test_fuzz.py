@@ -41,12 +41,7 @@ from shipway.core.launch import ServiceHandle, start_service, wait_ready
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import future_bookings, request_body
-from tests.integration.test_service import champion  # noqa: F401  (the served champion)
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import free_port, require, tool_env
-except ImportError:
-    from conftest import free_port, require, tool_env  # type: ignore[no-redef]
+from tests.conftest import free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +96,7 @@ class Fuzzed:
 def served(
     settings: Settings,
     hotel: UseCaseSpec,
-    champion: dict[str, str],  # noqa: F811
+    champion: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fuzzed]:
     require(shutil.which("bentoml", path=tool_env()["PATH"]) is not None, "bentoml CLI missing")

@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import yaml
 
 from pipelines.steps import tasks
 from shipway.core import registry
@@ -50,6 +49,7 @@ from shipway.governance.versions import (
     read_uri,
 )
 from tests.conftest import ROOT, free_port, require, tool_env
+from tests.governancesteps import edit_spec, own_stores, register_steps, relax_latency, train_steps
 
 pytestmark = pytest.mark.integration
 NAME = "hotel_rates"
@@ -73,86 +73,11 @@ class World:
         return trail_for(self.settings, NAME)
 
 
-def _edit_spec(fetched: Path, change: Any) -> None:
-    """Change the spec a pipeline run trains with (its fetched copy, never the repo's)."""
-    path = fetched / "usecase.yaml"
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data))
-
-
-def _relax_latency(data: dict) -> None:
-    # this machine is shared with other test runs; the model-validation latency criterion
-    # is tested in test_training, the gates here are about governance
-    data["acceptance"]["latency_p99_ms"] = 5000
-
-
-def own_stores(repo_data: Path, state: Path) -> Settings:
-    """Settings on an isolated state (registry, trail, prediction log, a materialized Feast
-    online store), exported for the steps' child processes."""
-    from feature_repo.store import apply, feature_store, materialize
-
-    s = Settings(  # explicit: whatever another module exported, these stores are its own
-        root=ROOT,
-        state_dir=state,
-        data_dir=repo_data,
-        mlflow_tracking_uri=None,
-        mlflow_artifact_root=None,
-        prediction_log_uri=None,
-    )
-    s.export_env()
-    spec = load_usecase(NAME, s)
-    store = feature_store(s)
-    apply(store, [spec], s.data)
-    materialize(store, spec, s.data)
-    return s
-
-
-def train_steps(s: Settings, run: Path) -> None:
-    """The pipeline's steps up to the model-validation gate, on a latency-relaxed spec."""
-    tasks.fetch_task(str(s.root), "HEAD", NAME, run / "data")
-    _edit_spec(run / "data", _relax_latency)
-    tasks.training_set_task(run / "data", run / "sets")
-    tasks.train_task(run / "data", run / "sets", run / "model")
-    tasks.evaluate_task(run / "data", run / "sets", run / "model", run / "eval")
-    tasks.gate_task(
-        run / "data", run / "sets", run / "model", run / "eval", s.tracking_uri, run / "gate"
-    )
-
-
-def register_steps(
-    s: Settings,
-    base: Path,
-    run_id: str,
-    out: Path,
-    *,
-    fetched: Path | None = None,
-    gate: Path | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pipeline's last three steps on ``base``'s model (register, production readiness,
-    promotion), exactly as runner.run_in_process calls them; (registered, final result)."""
-    data = fetched or base / "data"
-    registered = tasks.register_task(
-        data,
-        base / "sets",
-        base / "model",
-        base / "eval",
-        gate or base / "gate",
-        s.tracking_uri,
-        s.artifact_root,
-        run_id,
-        "",
-        out,
-    )
-    ready = tasks.readiness_task(data, registered, s.tracking_uri)
-    return registered, tasks.promote_task(data, registered, ready, s.tracking_uri, run_id)
-
-
 def _register(w: World, name: str, change: Any, regate: bool = False) -> dict[str, Any]:
     """Register v1's model again with a changed spec (register step only, or gate too)."""
     base, run = w.work / "v1", w.work / name
     shutil.copytree(base / "data", run / "data")
-    _edit_spec(run / "data", change)
+    edit_spec(run / "data", change)
     gate_dir = base / "gate"
     if regate:
         gate_dir = run / "gate"
@@ -270,7 +195,7 @@ def test_high_risk_promotion_needs_production_readiness_and_a_recorded_approval(
     def high_risk(d: dict) -> None:
         d["risk_level"] = "high"
         d["acceptance"]["champion_margin"] = 0.0  # same learner as v1: equal is enough here
-        _relax_latency(d)
+        relax_latency(d)
 
     res = _register(world, "v4", high_risk, regate=True)
     assert res["gate_passed"] and not res["promoted"], res["failures"]

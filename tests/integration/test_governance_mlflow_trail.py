@@ -17,7 +17,7 @@ from shipway.core.settings import Settings
 from shipway.governance.trail import AUDIT_RUN_TAG, AuditTrail, MlflowStore, trail_for
 from shipway.governance.versions import GovernanceError, read_uri
 from tests.conftest import ROOT
-from tests.integration.test_cluster_stores import _createdb, _sa
+from tests.pgdb import create_database, sa_url
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +32,13 @@ def _record(gate: str, value: float) -> GateRecord:
 
 @pytest.fixture(scope="module")
 def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    _createdb(postgres_url, "mlflow_trail")
+    create_database(postgres_url, "mlflow_trail")
     tmp = tmp_path_factory.mktemp("mlflow-trail")
     return Settings(
         root=ROOT,
         state_dir=tmp,
         environment="cluster",
-        mlflow_tracking_uri=_sa(postgres_url, "mlflow_trail"),
+        mlflow_tracking_uri=sa_url(postgres_url, "mlflow_trail"),
         mlflow_artifact_root=(tmp / "artifacts").as_uri(),
     )
 

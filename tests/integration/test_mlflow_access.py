@@ -27,11 +27,7 @@ import httpx
 import pytest
 
 from shipway.governance import access
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import free_port, require
-except ImportError:
-    from conftest import free_port, require  # type: ignore[no-redef]
+from tests.conftest import free_port, require
 
 pytestmark = pytest.mark.integration
 EXPERIMENT, MODEL = "hotel_rates", "hotel_rates"

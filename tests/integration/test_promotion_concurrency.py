@@ -28,7 +28,7 @@ from shipway.governance.locks import lock_backend, model_lock
 from shipway.governance.trail import trail_for
 from shipway.governance.versions import CHAMPION_AT, ROLLED_BACK_AT
 from tests.conftest import ROOT
-from tests.integration.test_governance import own_stores, register_steps, train_steps
+from tests.governancesteps import own_stores, register_steps, train_steps
 
 pytestmark = pytest.mark.integration
 NAME = "hotel_rates"

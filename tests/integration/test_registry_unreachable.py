@@ -26,11 +26,7 @@ from shipway.core import registry
 from shipway.core.launch import ServiceHandle, start_service
 from shipway.core.settings import Settings
 from shipway.core.usecases import load_usecase
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import ROOT, free_port, require, tool_env
-except ImportError:
-    from conftest import ROOT, free_port, require, tool_env  # type: ignore[no-redef]
+from tests.conftest import ROOT, free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
 CANARY = "canary-Pw-7f3e9a1c"

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from tests.conftest import ROOT, free_port
-except ImportError:
-    from conftest import ROOT, free_port  # type: ignore[no-redef]
+from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 TOKEN = "tok-canary-0c1d2e3f4a5b"

@@ -19,53 +19,13 @@ import psutil
 import pytest
 
 from shipway.core import modelframe
-from shipway.core.launch import ServiceHandle, start_service, wait_ready
+from shipway.core.launch import ServiceHandle
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import future_bookings, request_body
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import free_port, registry_copy, require, session_champion, tool_env
-except ImportError:
-    from conftest import (  # type: ignore[no-redef]
-        free_port,
-        registry_copy,
-        require,
-        session_champion,
-        tool_env,
-    )
+from tests.conftest import require, tool_env
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def champion(
-    request: pytest.FixtureRequest,
-    settings: Settings,
-    feast_store: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, str]:
-    """The registry and version to serve: ``trained``'s version, made champion in a copy
-    of the session registry (serving tests never move the shared aliases).
-
-    Only the gate's documented latency criterion may have failed (conftest's
-    ``session_champion``): any other failure of training fails every test that serves.
-    """
-    version = session_champion(request)
-    served = registry_copy(settings, tmp_path_factory.mktemp("served-registry"), version)
-    return {"uri": served.tracking_uri, "version": version}
-
-
-@pytest.fixture(scope="module")
-def server(settings: Settings, hotel: UseCaseSpec, champion: dict) -> Iterator[ServiceHandle]:
-    require(shutil.which("bentoml", path=tool_env()["PATH"]) is not None, "bentoml CLI missing")
-    env = {"SHIPWAY_MLFLOW_TRACKING_URI": champion["uri"]}
-    handle = start_service(settings, hotel, free_port(), env=env, base_env=tool_env())
-    try:
-        wait_ready(handle)
-        yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.fixture(scope="module")

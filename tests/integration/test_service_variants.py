@@ -29,15 +29,7 @@ from shipway.core.predictionlog import PredictionLog
 from shipway.core.settings import Settings
 from shipway.core.spec import UseCaseSpec
 from shipway.data.replay import future_bookings, request_body
-
-try:  # tests/ may or may not be a package
-    from tests.conftest import free_port, require, tool_env
-except ImportError:
-    from conftest import free_port, require, tool_env  # type: ignore[no-redef]
-try:  # the shared served-champion fixture, from the module object pytest collected
-    from test_service import champion
-except ImportError:
-    from tests.integration.test_service import champion  # type: ignore[no-redef]  # noqa: F401
+from tests.conftest import free_port, require, tool_env
 
 pytestmark = pytest.mark.integration
 TOKEN = "s3cret-token-for-tests"
@@ -98,16 +90,6 @@ class Served:
     versions: dict[str, str]
     log: PredictionLog
     readyz_before: list[int] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def champion_model(settings: Settings, champion: dict) -> Any:
-    from shipway.core import registry
-
-    registry.connect(champion["uri"])
-    model = registry.load(f"models:/hotel_rates/{champion['version']}")
-    registry.connect(settings.tracking_uri)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from shipway.core.settings import Settings
 from shipway.governance.locks import model_lock
 from shipway.governance.trail import AUDIT_RUN_TAG, AuditTrail, trail_for
 from tests.conftest import ROOT
-from tests.integration.test_cluster_stores import _createdb, _sa
+from tests.pgdb import create_database, sa_url
 
 pytestmark = pytest.mark.integration
 NAME = "hotel_rates"
@@ -89,14 +89,14 @@ def cluster(
 ) -> tuple[dict[str, Any], str]:
     """Cluster settings (as keyword arguments, for the spawned writers) on MLflow tracking
     in PostgreSQL, and a fresh run whose trail they race on."""
-    _createdb(postgres_url, "trail_race")
+    create_database(postgres_url, "trail_race")
     tmp = tmp_path_factory.mktemp("trail-race")
     kwargs: dict[str, Any] = {
         "root": ROOT,
         "state_dir": tmp / "state",
         "data_dir": ROOT / "data",
         "environment": "cluster",
-        "mlflow_tracking_uri": _sa(postgres_url, "trail_race"),
+        "mlflow_tracking_uri": sa_url(postgres_url, "trail_race"),
         "mlflow_artifact_root": (tmp / "artifacts").as_uri(),
     }
     client = registry.connect(kwargs["mlflow_tracking_uri"])

@@ -37,7 +37,7 @@ LINEAGE = (
 def weak_champion(repo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A fresh registry whose champion is an under-fitted model (few trees on 2 months),
     and a materialized Feast store (the pipeline's production-readiness smoke serves)."""
-    from tests.integration.test_governance import own_stores
+    from tests.governancesteps import own_stores
 
     s = own_stores(repo_data, tmp_path_factory.mktemp("reg"))
     w = s.state / "weak"

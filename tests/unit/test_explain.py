@@ -10,7 +10,7 @@ import pytest
 from shipway.core.explain import encoded_owners, explain, global_importance, raw_output
 from shipway.core.modelframe import predict
 from shipway.core.spec import Task
-from tests.unit.test_algorithms import MATRIX, case, fitted
+from tests.algorithmcases import MATRIX, case, fitted
 
 
 @pytest.mark.parametrize(("algorithm", "task"), MATRIX)

@@ -15,7 +15,7 @@ from shipway.core.modelframe import predict
 from shipway.core.spec import Task
 from shipway.governance import cards, importance
 from shipway.governance.facts import VersionFacts
-from tests.unit.test_algorithms import case, fitted
+from tests.algorithmcases import case, fitted
 
 NAME = "explained_model"
 

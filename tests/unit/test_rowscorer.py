@@ -17,76 +17,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.steps import learner
 from shipway.core import modelframe
 from shipway.core.modelframe import MISSING_CATEGORY, model_columns, model_frame
-from shipway.core.spec import DType, Task, UseCaseSpec
 from shipway.core.usecases import load_usecase
 from shipway.scoring import rowscorer
 from shipway.scoring.features import Features
-
-
-def _frame(spec: UseCaseSpec, n: int, seed: int = 0) -> pd.DataFrame:
-    """Random rows of every model field; categories drawn from the spec's allowed values."""
-    rng = np.random.default_rng(seed)
-    data: dict[str, Any] = {}
-    for c in spec.request_fields:
-        if c.dtype is DType.str:
-            data[c.name] = rng.choice(c.allowed or ["p", "q", "r"], n)
-        else:
-            data[c.name] = rng.integers(0, 30, n).astype(float)
-    for name in spec.stored_feature_names:
-        data[name] = rng.normal(100, 10, n)
-    return pd.DataFrame(data)
-
-
-def _target(spec: UseCaseSpec, x: pd.DataFrame, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    nums = x.select_dtypes("number").fillna(0).to_numpy().sum(axis=1)
-    signal = nums - nums.mean() + rng.normal(0, nums.std() + 1, len(x))
-    if spec.target.task is Task.binary_classification:
-        return (signal > 0).astype(np.int64)
-    return signal
-
-
-def _fit(spec: UseCaseSpec, algorithm: str) -> tuple[Any, pd.DataFrame]:
-    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"algorithm": algorithm})})
-    x = model_frame(spec, _frame(spec, 400))
-    hp: dict[str, Any] = {"n_estimators": 30, "n_jobs": 1}
-    if algorithm == "lightgbm":
-        hp["verbose"] = -1
-    return learner.fit(spec, hp, x, _target(spec, x)), x
-
-
-def _awkward(spec: UseCaseSpec) -> pd.DataFrame:
-    """Rows a client can send: unseen categories, nulls, numbers as text, extremes."""
-    df = _frame(spec, 12, seed=7).astype(object)
-    cats = spec.categorical_features
-    nums = [c for c in spec.model_feature_names if c not in cats]
-    df.loc[0, cats[0]] = "never_seen_in_training"
-    df.loc[1, cats[0]] = None
-    df.loc[2, cats[-1]] = np.nan
-    df.loc[3, nums[0]] = None
-    df.loc[4, nums[0]] = "7.5"
-    df.loc[5, nums[-1]] = 1e9
-    df.loc[6, nums[0]] = True
-    return df
+from tests.syntheticrows import awkward_rows, fit_small, random_rows, synthetic_target
 
 
 @pytest.mark.parametrize("usecase", ["hotel_rates", "credit_risk"])
 @pytest.mark.parametrize("algorithm", ["lightgbm", "random_forest"])
 def test_compiled_scorer_is_bit_identical_to_the_pipeline(usecase: str, algorithm: str) -> None:
     spec = load_usecase(usecase)
-    model, x = _fit(spec, algorithm)
+    model, x = fit_small(spec, algorithm)
     scorer = rowscorer.predictor(spec, model)
     assert isinstance(scorer, rowscorer.TreeRows)  # the fast path is really taken
     assert (scorer.booster is not None) == (algorithm == "lightgbm")  # LightGBM: its Booster
-    for df in (pd.concat([x.head(50)]), _awkward(spec)):
+    for df in (pd.concat([x.head(50)]), awkward_rows(spec)):
         frame = model_frame(spec, df)
         want = modelframe.predict(spec, model, frame)
         got = scorer(model_columns(spec, df, len(df)))
         assert np.array_equal(want, got), np.abs(want - got).max()
-    one = _awkward(spec).head(1)
+    one = awkward_rows(spec).head(1)
     assert (
         scorer(model_columns(spec, one, 1)).tolist()
         == modelframe.predict(spec, model, model_frame(spec, one)).tolist()
@@ -95,7 +47,7 @@ def test_compiled_scorer_is_bit_identical_to_the_pipeline(usecase: str, algorith
 
 def test_other_layouts_score_through_the_pipeline() -> None:
     spec = load_usecase("hotel_rates")
-    model, x = _fit(spec, "linear")
+    model, x = fit_small(spec, "linear")
     scorer = rowscorer.predictor(spec, model)
     assert not isinstance(scorer, rowscorer.TreeRows)
     cols = model_columns(spec, x.head(5), 5)
@@ -106,7 +58,7 @@ def test_a_scorer_that_disagrees_is_not_used(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = load_usecase("hotel_rates")
-    model, x = _fit(spec, "lightgbm")
+    model, x = fit_small(spec, "lightgbm")
     compiled = rowscorer._tree_rows(spec, model)
     assert compiled is not None
     swapped = [dict(zip(t, reversed(list(t.values())), strict=True)) for t in compiled.codes]
@@ -126,10 +78,10 @@ def test_a_booster_that_disagrees_falls_back_with_one_line(
     """The load-time check compares the Booster's numbers too: another model's Booster
     (real trees, other numbers) is refused and the pipeline scores."""
     spec = load_usecase("hotel_rates")
-    model, x = _fit(spec, "lightgbm")
-    other, _ = _fit(spec.model_copy(), "lightgbm")
+    model, x = fit_small(spec, "lightgbm")
+    other, _ = fit_small(spec.model_copy(), "lightgbm")
     other.set_params(model__random_state=99, model__n_estimators=7)
-    other.fit(x, _target(spec, x, seed=5))
+    other.fit(x, synthetic_target(spec, x, seed=5))
     compiled = rowscorer._tree_rows(spec, model)
     assert compiled is not None and compiled.booster is not None
     foreign = replace(compiled, booster=other.named_steps["model"].booster_)
@@ -145,7 +97,7 @@ def test_a_booster_that_disagrees_falls_back_with_one_line(
 
 def test_model_columns_type_like_model_frame() -> None:
     spec = load_usecase("hotel_rates")
-    df = _awkward(spec)
+    df = awkward_rows(spec)
     cat, num = spec.categorical_features[0], spec.model_feature_names[-1]
     df.loc[7, cat] = pd.NA
     df.loc[8, cat] = 5
@@ -169,7 +121,7 @@ def test_model_columns_type_like_model_frame() -> None:
 
 def test_logged_inputs_equal_the_frame_records() -> None:
     spec = load_usecase("hotel_rates")
-    df = _awkward(spec)
+    df = awkward_rows(spec)
     feats = Features(model_columns(spec, df, len(df)), [[] for _ in range(len(df))])
     got, want = feats.records(), feats.x.to_dict("records")
     assert len(got) == len(want)
@@ -214,5 +166,5 @@ def test_model_columns_follow_the_spec_object_they_are_given() -> None:
     """The per-spec plan is cached by identity: another spec gets its own columns."""
     hotel, credit = load_usecase("hotel_rates"), load_usecase("credit_risk")
     for spec in (hotel, credit, hotel):
-        cols = model_columns(spec, _frame(spec, 3), 3)
+        cols = model_columns(spec, random_rows(spec, 3), 3)
         assert list(cols) == spec.model_feature_names

@@ -24,7 +24,7 @@ from shipway.core.modelframe import model_columns, model_frame
 from shipway.core.usecases import load_usecase
 from shipway.scoring import servingform
 from shipway.scoring.lgbm import LightGBMError, NativeBooster
-from tests.unit.test_rowscorer import _awkward, _fit
+from tests.syntheticrows import awkward_rows, fit_small
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,12 +39,12 @@ def _write(files: dict[str, bytes], folder: Path) -> Path:
 @pytest.mark.parametrize("usecase", ["hotel_rates", "credit_risk"])
 def test_form_scores_bit_identically_to_the_pipeline(usecase: str, tmp_path: Path) -> None:
     spec = load_usecase(usecase)
-    model, x = _fit(spec, "lightgbm")
+    model, x = fit_small(spec, "lightgbm")
     files = servingform.export(spec, model)
     assert files is not None and set(files) == {servingform.LAYOUT, servingform.BOOSTER}
     scorer = servingform.load(spec, _write(files, tmp_path / "form"))
     assert isinstance(scorer.booster, NativeBooster) and scorer.estimator is None
-    for df in (x.head(60), _awkward(spec)):
+    for df in (x.head(60), awkward_rows(spec)):
         want = modelframe.predict(spec, model, model_frame(spec, df))
         got = scorer(model_columns(spec, df, len(df)))
         assert np.array_equal(want, got), np.abs(want - got).max()
@@ -56,13 +56,13 @@ def test_form_scores_bit_identically_to_the_pipeline(usecase: str, tmp_path: Pat
 def test_other_algorithms_have_no_form() -> None:
     spec = load_usecase("hotel_rates")
     for algorithm in ("random_forest", "linear"):
-        model, _ = _fit(spec, algorithm)
+        model, _ = fit_small(spec, algorithm)
         assert servingform.export(spec, model) is None
 
 
 def _exported(tmp_path: Path) -> tuple[Any, Path]:
     spec = load_usecase("hotel_rates")
-    model, _ = _fit(spec, "lightgbm")
+    model, _ = fit_small(spec, "lightgbm")
     files = servingform.export(spec, model)
     assert files is not None
     return spec, _write(files, tmp_path / "form")
