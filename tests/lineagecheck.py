@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ SCHEMAS = Path(__file__).resolve().parent / "data" / "openlineage"
 """The OpenLineage schemas, vendored: validation never downloads."""
 
 
+@cache
 def _by_id() -> dict[str, Any]:
+    """Every vendored schema by its $id, read once per session (not once per facet)."""
     docs = [json.loads(p.read_text()) for p in SCHEMAS.glob("*.json")]
     return {d["$id"]: d for d in docs}
 

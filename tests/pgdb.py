@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from shipway.core.predictionlog import url_for
+
 
 def sa_url(url: str, db: str | None = None) -> str:
-    """``url`` (libpq form) as SQLAlchemy's psycopg 3 URL, on database ``db`` if given."""
-    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    """``url`` (libpq form) as SQLAlchemy's psycopg 3 URL (the prediction log's own
+    :func:`~shipway.core.predictionlog.url_for`), on database ``db`` if given."""
+    url = url_for(url)
     return url.rsplit("/", 1)[0] + f"/{db}" if db else url
 
 

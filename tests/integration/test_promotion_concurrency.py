@@ -29,6 +29,7 @@ from shipway.governance.trail import trail_for
 from shipway.governance.versions import CHAMPION_AT, ROLLED_BACK_AT
 from tests.conftest import ROOT
 from tests.governancesteps import own_stores, register_steps, train_steps
+from tests.pgdb import sa_url
 
 pytestmark = pytest.mark.integration
 NAME = "hotel_rates"
@@ -74,7 +75,7 @@ def test_file_lock_admits_one_process_at_a_time(tmp_path: Path) -> None:
 def test_postgres_advisory_lock_admits_one_process_at_a_time(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    uri = postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    uri = sa_url(postgres_url)
     kwargs: dict[str, Any] = {
         "root": ROOT,
         "state_dir": tmp_path / "state",
